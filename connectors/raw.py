@@ -1,0 +1,38 @@
+"""What a source hands the dataflow: undecoded records with where they came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from connectors.deadletter import Origin
+
+AUTOMATION = "automation"
+EVENTS = "events"
+
+
+def origin_of(source: str, partition: int | None, position: int) -> Origin:
+    """A file and line when `partition` is None, else a topic, partition and offset."""
+    if partition is None:
+        return Origin(file=source, line=position)
+    return Origin(topic=source, partition=partition, offset=position)
+
+
+@dataclass(frozen=True, slots=True)
+class RawBatch:
+    """Records read together from one input (a file, or a topic partition), by column.
+
+    Record i has sequence number `first_seq + i` (its place in the whole input),
+    `positions[i]` (line or offset) and bytes `values[i]` (None: a Kafka tombstone).
+    """
+
+    stream: str  # AUTOMATION or EVENTS
+    source: str  # file path or topic
+    partition: int | None
+    first_seq: int
+    positions: list[int]
+    values: list[bytes | None]
+    keys: list[bytes | None] | None = None
+    timestamps_ms: list[int] | None = None
+
+    def origin(self, index: int) -> Origin:
+        return origin_of(self.source, self.partition, self.positions[index])

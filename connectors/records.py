@@ -1,0 +1,350 @@
+"""Raw JSON into typed records, once, at the edge; and typed records back to JSON.
+
+Every function here returns either a typed value or a `Rejection` naming the
+field and what was wrong with it: bad input is data, never an exception.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from state.codes import EVENT_TYPES, TRIGGER_CODES, id_text, normalize_params
+from state.conditions import ConditionError, parse_condition
+from state.model import (
+    BEGINNING,
+    SEMANTICS,
+    AutomationRecord,
+    Deletion,
+    Event,
+    ItemRef,
+    Pipeline,
+    Rejection,
+    Stage,
+    Transition,
+    Trigger,
+)
+
+DEFAULT_MAX_RECORD_BYTES = 1 << 20
+DEFAULT_TENANT = "default"
+DEFAULT_CATEGORY = "0"
+
+
+class _Invalid(Exception):
+    """Internal: unwinds a parse to the single place that turns it into a Rejection."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def load_json(raw: bytes, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Any:
+    """Decoded JSON, or a Rejection (`too_large`, `invalid_json`)."""
+    if len(raw) > max_bytes:
+        return Rejection("too_large", f"record has {len(raw)} bytes, the limit is {max_bytes}")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return Rejection("invalid_json", f"not valid JSON: {exc}")
+
+
+def parse_time(value: Any, name: str) -> datetime:
+    if not isinstance(value, str):
+        raise _Invalid("invalid_record", f"{name}: expected an RFC 3339 time, got {value!r}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise _Invalid(
+            "invalid_record", f"{name}: expected an RFC 3339 time, got {value!r}"
+        ) from None
+    if parsed.tzinfo is None:
+        raise _Invalid("invalid_record", f"{name}: time {value!r} has no zone (add Z or +hh:mm)")
+    return parsed
+
+
+def _name(obj: dict[str, Any], field: str, where: str = "", default: str | None = None) -> str:
+    """A required plain name: a non-empty string without '/' (it is part of keys)."""
+    value = obj.get(field, default)
+    if not isinstance(value, str) or not value or "/" in value:
+        raise _Invalid(
+            "invalid_record",
+            f"{where}{field}: expected a non-empty string without '/', got {value!r}",
+        )
+    return value
+
+
+def _id(obj: dict[str, Any], field: str, where: str = "", default: str | None = None) -> str:
+    value = obj.get(field, default)
+    text = id_text(value)
+    if text is None or text == "":
+        raise _Invalid("invalid_record", f"{where}{field}: expected a string or integer id, got {value!r}")
+    return text
+
+
+def _optional_id(obj: dict[str, Any], field: str, where: str) -> str | None:
+    if obj.get(field) is None:
+        return None
+    return _id(obj, field, where)
+
+
+def _str(obj: dict[str, Any], field: str, where: str = "") -> str:
+    value = obj.get(field)
+    if not isinstance(value, str) or not value:
+        raise _Invalid("invalid_record", f"{where}{field}: expected a non-empty string, got {value!r}")
+    return value
+
+
+def _object(obj: dict[str, Any], field: str, where: str = "", required: bool = False) -> dict[str, Any]:
+    value = obj.get(field)
+    if value is None and not required:
+        return {}
+    if not isinstance(value, dict):
+        raise _Invalid("invalid_record", f"{where}{field}: expected an object, got {value!r}")
+    return value
+
+
+# Events -------------------------------------------------------------------------------
+
+
+def parse_event(obj: Any) -> Event | Rejection:
+    """An event record (spec 2.2), or why it is not one."""
+    event = _fast_event(obj)
+    if event is not None:
+        return event
+    try:
+        return _event(obj)
+    except _Invalid as bad:
+        return Rejection(bad.code, bad.message)
+
+
+_FAST_TYPES = EVENT_TYPES - {"item.created", "item.stage_changed"}
+_fromisoformat = datetime.fromisoformat
+
+
+def _fast_event(obj: Any) -> Event | None:
+    """The common, well-formed event with one item, checked inline; None: take the slow path.
+
+    Accepts a subset of what `_event` accepts and builds the same Event, so the slow
+    path alone decides every error and its message.
+    """
+    if type(obj) is not dict or "items" in obj:
+        return None
+    get = obj.get
+    event_id, etype, occurred_at, item = get("id"), get("type"), get("occurred_at"), get("item")
+    tenant, data = get("tenant", DEFAULT_TENANT), get("data")
+    if (
+        type(event_id) is not str
+        or not event_id
+        or type(etype) is not str
+        or etype not in _FAST_TYPES
+        or type(tenant) is not str
+        or not tenant
+        or "/" in tenant
+        or type(occurred_at) is not str
+        or type(item) is not dict
+    ):
+        return None
+    if data is None:
+        data = {}
+    elif type(data) is not dict:
+        return None
+    if etype == "item.updated" and type(data.get("changes")) is not dict:
+        return None
+    entity, item_id = item.get("entity"), item.get("id")
+    if type(entity) is not str or not entity or "/" in entity or len(item) != 2:
+        return None
+    if type(item_id) is not str:
+        if type(item_id) is not int:
+            return None
+        item_id = str(item_id)
+    elif not item_id:
+        return None
+    try:
+        at = _fromisoformat(occurred_at)
+    except ValueError:
+        return None
+    if at.tzinfo is None:
+        return None
+    return Event(event_id, etype, tenant, occurred_at, at, (ItemRef(entity, item_id),), data)
+
+
+def _event(obj: Any) -> Event:
+    if type(obj) is not dict:
+        raise _Invalid("invalid_record", f"expected a JSON object, got {type(obj).__name__}")
+    event_id = _id(obj, "id")
+    etype = obj.get("type")
+    if not isinstance(etype, str):
+        raise _Invalid("invalid_record", f"type: expected a string, got {etype!r}")
+    if etype not in EVENT_TYPES:
+        raise _Invalid("unknown_event_type", f"type: {etype!r} is not an event type this job knows")
+    tenant = _name(obj, "tenant", default=DEFAULT_TENANT)
+    occurred_at = obj.get("occurred_at")
+    at = parse_time(occurred_at, "occurred_at")
+    data = _object(obj, "data")
+    if etype in _LIFECYCLE_DATA:
+        _LIFECYCLE_DATA[etype](data)
+    return Event(event_id, etype, tenant, occurred_at, at, _items(obj), data)  # type: ignore[arg-type]
+
+
+def _items(obj: dict[str, Any]) -> tuple[ItemRef, ...]:
+    if "items" in obj:
+        refs = obj["items"]
+        if not isinstance(refs, list) or not refs:
+            raise _Invalid("invalid_record", f"items: expected a non-empty list of items, got {refs!r}")
+        found = tuple(_item_ref(ref, f"items[{i}].") for i, ref in enumerate(refs))
+        return tuple(dict.fromkeys(found)) if len(found) > 1 else found
+    if "item" not in obj:
+        raise _Invalid("invalid_record", "item: missing (an event names `item` or `items`)")
+    return (_item_ref(obj["item"], "item."),)
+
+
+def _item_ref(ref: Any, where: str) -> ItemRef:
+    if type(ref) is not dict:
+        raise _Invalid("invalid_record", f"{where[:-1]}: expected an object, got {ref!r}")
+    stage = ref.get("stage")
+    if stage is not None and (not isinstance(stage, str) or not stage):
+        raise _Invalid("invalid_record", f"{where}stage: expected a stage id, got {stage!r}")
+    return ItemRef(_name(ref, "entity", where), _id(ref, "id", where),
+                   _optional_id(ref, "category", where), stage)
+
+
+def _created(data: dict[str, Any]) -> None:
+    _str(data, "stage", "data.")
+    _normalize_category(data)
+    _object(data, "fields", "data.")
+
+
+def _updated(data: dict[str, Any]) -> None:
+    _object(data, "changes", "data.", required=True)
+
+
+def _stage_changed(data: dict[str, Any]) -> None:
+    _str(data, "stage", "data.")
+    _normalize_category(data)
+    tid = data.get("transition_id")
+    if tid is not None and not isinstance(tid, str):
+        raise _Invalid("invalid_record", f"data.transition_id: expected a string, got {tid!r}")
+
+
+def _normalize_category(data: dict[str, Any]) -> None:
+    if data.get("category") is not None:
+        data["category"] = _id(data, "category", "data.")
+
+
+_LIFECYCLE_DATA = {
+    "item.created": _created,
+    "item.updated": _updated,
+    "item.stage_changed": _stage_changed,
+}
+
+
+# Automation ---------------------------------------------------------------------------
+
+
+def parse_automation(obj: Any) -> AutomationRecord | Rejection:
+    """A pipeline, trigger or deletion (spec 2.1), or why it is not one."""
+    try:
+        return _automation(obj)
+    except _Invalid as bad:
+        return Rejection("invalid_automation", bad.message)
+    except ConditionError as bad:
+        return Rejection("invalid_automation", f"condition: {bad}")
+
+
+def _automation(obj: Any) -> AutomationRecord:
+    if type(obj) is not dict:
+        raise _Invalid("invalid_automation", f"expected a JSON object, got {type(obj).__name__}")
+    kind = obj.get("kind")
+    if kind not in ("pipeline", "trigger"):
+        raise _Invalid("invalid_automation", f"kind: expected 'pipeline' or 'trigger', got {kind!r}")
+    tenant = _name(obj, "tenant", default=DEFAULT_TENANT)
+    updated_at = BEGINNING if obj.get("updated_at") is None else parse_time(obj["updated_at"], "updated_at")
+    deleted = obj.get("deleted", False)
+    if not isinstance(deleted, bool):
+        raise _Invalid("invalid_automation", f"deleted: expected true or false, got {deleted!r}")
+    if kind == "trigger":
+        trigger_id = _id(obj, "id")
+        if deleted:
+            return Deletion("trigger", tenant, (trigger_id,), updated_at)
+        return _trigger(obj, tenant, trigger_id, updated_at)
+    entity = _name(obj, "entity")
+    category = _id(obj, "category", default=DEFAULT_CATEGORY)
+    if deleted:
+        return Deletion("pipeline", tenant, (entity, category), updated_at)
+    return Pipeline(tenant, entity, category, _stages(obj.get("stages")), updated_at)
+
+
+def _stages(raw: Any) -> tuple[Stage, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise _Invalid("invalid_automation", f"stages: expected a non-empty list, got {raw!r}")
+    stages = []
+    for i, stage in enumerate(raw):
+        if type(stage) is not dict:
+            raise _Invalid("invalid_automation", f"stages[{i}]: expected an object, got {stage!r}")
+        stage_id = _str(stage, "id", f"stages[{i}].")
+        semantic = stage.get("semantic", "process")
+        if semantic not in SEMANTICS:
+            raise _Invalid(
+                "invalid_automation",
+                f"stages[{i}].semantic: expected one of {sorted(SEMANTICS)}, got {semantic!r}",
+            )
+        stages.append(Stage(stage_id, semantic))
+    ids = [s.id for s in stages]
+    if len(set(ids)) != len(ids):
+        raise _Invalid("invalid_automation", f"stages: stage ids repeat: {ids}")
+    return tuple(stages)
+
+
+def _trigger(obj: dict[str, Any], tenant: str, trigger_id: str, updated_at: Any) -> Trigger:
+    code = obj.get("code")
+    if code not in TRIGGER_CODES:
+        raise _Invalid("invalid_automation", f"code: {code!r} is not a trigger code this job knows")
+    params = _object(obj, "params")
+    try:
+        normalized = normalize_params(code, params)
+    except ValueError as bad:
+        raise _Invalid("invalid_automation", str(bad)) from None
+    allow_backwards = obj.get("allow_backwards", False)
+    if not isinstance(allow_backwards, bool):
+        raise _Invalid("invalid_automation", f"allow_backwards: expected true or false, got {allow_backwards!r}")
+    sort = obj.get("sort", 0)
+    if sort is None:
+        sort = 0
+    if type(sort) is not int:
+        raise _Invalid("invalid_automation", f"sort: expected an integer, got {sort!r}")
+    return Trigger(
+        tenant=tenant,
+        id=trigger_id,
+        entity=_name(obj, "entity"),
+        category=_id(obj, "category", default=DEFAULT_CATEGORY),
+        stage=_str(obj, "stage"),
+        code=code,
+        params=normalized,
+        allow_backwards=allow_backwards,
+        sort=sort,
+        condition=parse_condition(obj.get("condition")),
+        updated_at=updated_at,
+    )
+
+
+# Output -------------------------------------------------------------------------------
+
+
+def transition_json(move: Transition) -> bytes:
+    """A transition record (spec 2.3)."""
+    return orjson.dumps(
+        {
+            "id": move.id,
+            "tenant": move.tenant,
+            "item": {"entity": move.entity, "id": move.item_id},
+            "category": move.category,
+            "from_stage": move.from_stage,
+            "to_stage": move.to_stage,
+            "direction": move.direction,
+            "trigger": {"id": move.trigger_id, "code": move.trigger_code},
+            "event": {"id": move.event_id, "type": move.event_type, "occurred_at": move.occurred_at},
+        }
+    )

@@ -1,0 +1,274 @@
+"""The job as one Bytewax dataflow, whatever the source and sinks.
+
+    read ──> route ──> decide (per key group) ──> transitions ──> sink
+               │              │                   dead letters ─> sink
+               │              └─────────────────> tallies ─────> summary
+               └─> dead letters (records that are not JSON, not valid)
+
+Events are keyed by a *key group* of their item (crc32 of the item key modulo
+a fixed count), not by the item: one Bytewax key per item costs a state object
+and a snapshot entry per item, while a group holds a dict of its items.
+Automation records go to every group, so every group holds the whole trigger
+table and it is part of every group's snapshot. What crosses between workers
+is a `Parcel`: the records of one group from one source batch, which pickles
+as raw bytes and is decoded again on the other side.
+"""
+
+from __future__ import annotations
+
+import pickle
+from functools import partial
+import zlib
+from zlib import crc32
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
+from bytewax.operators import StatefulBatchLogic
+from bytewax.outputs import Sink
+
+from connectors.deadletter import DeadLetter
+from connectors.raw import AUTOMATION, EVENTS, RawBatch, origin_of
+from connectors.records import (
+    DEFAULT_MAX_RECORD_BYTES,
+    load_json,
+    parse_automation,
+    parse_event,
+    transition_json,
+)
+from state.board import DEFAULT_SEEN_WINDOW, Board
+from state.model import Decided, Event, Rejection, Transition, item_key
+from state.table import TriggerTable
+
+DEFAULT_KEY_GROUPS = 64
+"""Fixed for the life of a recovery store: it decides which group owns an item."""
+
+
+@dataclass(frozen=True)
+class FlowSettings:
+    key_groups: int = DEFAULT_KEY_GROUPS
+    seen_window: int = DEFAULT_SEEN_WINDOW
+    what_if: bool = False
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+    snapshots: bool = False  # True when a recovery store keeps them
+
+
+def group_of(key: str, groups: int) -> int:
+    """The key group of an item key: stable across processes and runs."""
+    return zlib.crc32(key.encode()) % groups
+
+
+Entry = tuple[int, int, bytes, Any]
+"""(seq, position, raw bytes, decoded record or None) of one record."""
+
+
+class Parcel:
+    """The records of one source batch for one key group.
+
+    Within a process it is handed over as is; between processes it pickles as
+    raw bytes only, and the receiving group decodes them again.
+    """
+
+    __slots__ = ("entries", "group", "partition", "source", "stream")
+
+    def __init__(
+        self, group: int, stream: str, source: str, partition: int | None, entries: list[Entry]
+    ) -> None:
+        self.group = group
+        self.stream = stream
+        self.source = source
+        self.partition = partition
+        self.entries = entries
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        bare = [(seq, position, raw, None) for seq, position, raw, _ in self.entries]
+        return (Parcel, (self.group, self.stream, self.source, self.partition, bare))
+
+    def dead_letter(self, entry: Entry, rejection: Rejection, item: str | None = None) -> DeadLetter:
+        origin = origin_of(self.source, self.partition, entry[1])
+        return DeadLetter(rejection.code, rejection.message, entry[2], origin, item)
+
+
+@dataclass(slots=True)
+class Decisions:
+    """What a step decided for a batch: transitions, dead letters and counts."""
+
+    transitions: list[tuple[str, tuple[tuple[int, int], bytes]]]
+    dead_letters: list[tuple[tuple[int, int], DeadLetter]]
+    tally: Counter[str]
+
+
+def decode(stream: str, raw: bytes | None, max_bytes: int) -> Any:
+    """A record's typed value (automation record or event), or a Rejection."""
+    if raw is None:
+        return Rejection("invalid_record", "empty record (a null value)")
+    obj = load_json(raw, max_bytes)
+    if type(obj) is Rejection:
+        return obj
+    return parse_automation(obj) if stream == AUTOMATION else parse_event(obj)
+
+
+def route(
+    batches: list[RawBatch], settings: FlowSettings
+) -> list[tuple[str, Parcel] | Decisions]:
+    """Decode source batches; send each event to its items' groups, automation to all."""
+    groups = settings.key_groups
+    max_bytes = settings.max_record_bytes
+    rejected = Decisions([], [], Counter())
+    out: list[tuple[str, Parcel] | Decisions] = [rejected]
+    extra_items = 0
+    for batch in batches:
+        stream, first_seq = batch.stream, batch.first_seq
+        positions = batch.positions
+        by_group: dict[int, list[Entry]] = {}
+        for i, raw in enumerate(batch.values):
+            record = decode(stream, raw, max_bytes)
+            if type(record) is Rejection:
+                letter = DeadLetter(record.code, record.message, raw or b"", batch.origin(i))
+                rejected.dead_letters.append(((first_seq + i, 0), letter))
+                rejected.tally[f"dlq.{record.code}"] += 1
+                continue
+            entry = (first_seq + i, positions[i], raw, record)
+            if stream == AUTOMATION:
+                by_group.setdefault(-1, []).append(entry)
+                continue
+            items = record.items
+            if len(items) == 1:
+                ref = items[0]
+                group = crc32(f"{record.tenant}/{ref.entity}/{ref.id}".encode()) % groups
+                bucket = by_group.get(group)
+                if bucket is None:
+                    bucket = by_group[group] = []
+                bucket.append(entry)
+                continue
+            extra_items += len(items) - 1
+            for group in {
+                group_of(item_key(record.tenant, ref.entity, ref.id), groups) for ref in items
+            }:
+                by_group.setdefault(group, []).append(entry)
+        rejected.tally[f"{stream}_read"] += len(batch.values)
+        source, partition = batch.source, batch.partition
+        broadcast = by_group.pop(-1, None)
+        if broadcast:
+            out.extend(
+                (str(g), Parcel(g, stream, source, partition, broadcast)) for g in range(groups)
+            )
+        out.extend(
+            (str(g), Parcel(g, stream, source, partition, entries))
+            for g, entries in by_group.items()
+        )
+    if extra_items:
+        rejected.tally["extra_items"] += extra_items
+    return out
+
+
+class GroupLogic(StatefulBatchLogic[Parcel, Decisions, bytes | None]):
+    """The state of one key group: a Board of its items and the whole trigger table."""
+
+    def __init__(self, settings: FlowSettings, resume: bytes | None) -> None:
+        self.settings = settings
+        if resume is None:
+            self.board = Board(TriggerTable(settings.what_if), settings.seen_window)
+        else:
+            self.board = pickle.loads(resume)
+
+    def on_batch(self, values: list[Parcel]) -> tuple[Iterable[Decisions], bool]:
+        return [decide_parcels(self.board, values, self.settings)], StatefulBatchLogic.RETAIN
+
+    def snapshot(self) -> bytes | None:
+        if not self.settings.snapshots:
+            # Bytewax asks for snapshots at every epoch even without recovery.
+            return None
+        # Pickled now: the board keeps changing after this returns.
+        return pickle.dumps(self.board, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def decide_parcels(board: Board, parcels: list[Parcel], settings: FlowSettings) -> Decisions:
+    """Apply automation and decide events, in arrival order, for one group."""
+    out = Decisions([], [], Counter())
+    tally = out.tally
+    transitions = out.transitions
+    groups = settings.key_groups
+    decide = board.decide
+    for parcel in parcels:
+        if parcel.stream == AUTOMATION:
+            _apply_automation(board, parcel, out, settings)
+            continue
+        group = parcel.group
+        for entry in parcel.entries:
+            event: Event = entry[3]
+            if event is None:
+                event = decode(EVENTS, entry[2], settings.max_record_bytes)
+            tenant = event.tenant
+            items = event.items
+            for index, ref in enumerate(items):
+                key = f"{tenant}/{ref.entity}/{ref.id}"
+                if len(items) > 1 and group_of(key, groups) != group:
+                    continue
+                outcome = decide(event, ref, key)
+                kind = type(outcome)
+                if kind is Decided:
+                    tally[outcome.reason] += 1  # type: ignore[union-attr]
+                elif kind is Transition:
+                    tally["transition"] += 1
+                    transitions.append((key, ((entry[0], index), transition_json(outcome))))  # type: ignore[arg-type]
+                else:
+                    tally[f"dlq.{outcome.code}"] += 1  # type: ignore[union-attr]
+                    out.dead_letters.append(
+                        ((entry[0], index), parcel.dead_letter(entry, outcome, key))  # type: ignore[arg-type]
+                    )
+    return out
+
+
+def _apply_automation(board: Board, parcel: Parcel, out: Decisions, settings: FlowSettings) -> None:
+    for entry in parcel.entries:
+        record = entry[3]
+        if record is None:
+            record = decode(AUTOMATION, entry[2], settings.max_record_bytes)
+        rejection = board.table.apply(record)
+        if parcel.group != 0:  # every group applies it; one reports it
+            continue
+        if rejection is None:
+            out.tally["automation_applied"] += 1
+        else:
+            out.tally["dlq.invalid_automation"] += 1
+            out.dead_letters.append(((entry[0], 0), parcel.dead_letter(entry, rejection)))
+
+
+def transitions_of(decisions: Decisions) -> list[tuple[str, tuple[tuple[int, int], bytes]]]:
+    return decisions.transitions
+
+
+def dead_letters_of(decisions: Decisions) -> list[tuple[str, tuple[tuple[int, int], bytes]]]:
+    """Dead letters as (item key or "", (order, JSON line))."""
+    return [(letter.item or "", (order, letter.to_json())) for order, letter in decisions.dead_letters]
+
+
+def tally_of(decisions: Decisions) -> tuple[str, Counter[str]]:
+    return ("summary", decisions.tally)
+
+
+def build_flow(
+    source: Source[RawBatch],
+    transitions: Sink[tuple[str, tuple[tuple[int, int], bytes]]],
+    dead_letters: Sink[tuple[str, tuple[tuple[int, int], bytes]]],
+    summary: Sink[tuple[str, Counter[str]]],
+    settings: FlowSettings,
+) -> Dataflow:
+    """The job: `source` of raw batches in; transitions, dead letters and counts out."""
+    flow = Dataflow("crm_triggers")
+    raw = op.input("read", flow, source)
+    routed = op.flat_map_batch("route", raw, partial(route, settings=settings))
+    split = op.branch("split", routed, lambda x: isinstance(x, Decisions))
+    decided = op.stateful_batch(
+        "decide", split.falses, lambda resume: GroupLogic(settings, resume)  # type: ignore[arg-type]
+    )
+    all_decisions = op.merge("all_decisions", split.trues, op.key_rm("unkey", decided))  # type: ignore[arg-type]
+    op.output("transitions", op.flat_map("transitions_of", all_decisions, transitions_of), transitions)
+    op.output("dead_letters", op.flat_map("dead_letters_of", all_decisions, dead_letters_of), dead_letters)
+    op.output("summary", op.map("tally_of", all_decisions, tally_of), summary)
+    return flow

@@ -1,0 +1,50 @@
+"""The replay job: automation and event logs from JSON Lines files.
+
+Run it with the command line (`crm-triggers replay ...`) or with Bytewax's
+runner, settings from the environment:
+
+    CRM_TRIGGERS_AUTOMATION=samples/automation.jsonl \\
+    CRM_TRIGGERS_EVENTS=samples/events.jsonl \\
+    python -m bytewax.run flows.replay:flow
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+
+from bytewax.dataflow import Dataflow
+
+from connectors.jsonl import OrderedFileSink, ReplayInputs, ReplaySource
+from connectors.summary import Summary, SummarySink
+from flows.dataflow import FlowSettings, build_flow
+from flows.settings import ReplaySettings
+
+
+def print_summary(summary: Summary) -> None:
+    sys.stderr.write(summary.render() + "\n")
+
+
+def replay_flow(settings: ReplaySettings, report: Callable[[Summary], None] = print_summary) -> Dataflow:
+    inputs = ReplayInputs.from_paths(settings.automation, settings.events, settings.progress)
+    return build_flow(
+        ReplaySource(inputs),
+        OrderedFileSink(settings.out),
+        OrderedFileSink(settings.dlq),
+        SummarySink(report),
+        FlowSettings(
+            key_groups=settings.key_groups,
+            seen_window=settings.seen_window,
+            what_if=settings.what_if,
+            max_record_bytes=settings.max_record_bytes,
+        ),
+    )
+
+
+def __getattr__(name: str) -> Dataflow:
+    # `python -m bytewax.run flows.replay:flow` reads `flow`: build it from the environment.
+    if name == "flow":
+        return replay_flow(ReplaySettings.from_env(os.environ))
+    raise AttributeError(name)
+

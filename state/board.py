@@ -1,0 +1,249 @@
+"""Items on their stages, and the decision "which trigger moves this item".
+
+A `Board` holds the state of a set of items (one key group of the dataflow)
+and decides each (event, item) pair against a `TriggerTable`, following the
+spec's decision procedure step by step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from struct import Struct
+from typing import Any
+from zlib import crc32
+
+from state.codes import LIFECYCLE, codes_for, params_match
+from state.model import (
+    Decided,
+    Event,
+    ItemRef,
+    Outcome,
+    Rejection,
+    Transition,
+    item_key,
+    transition_id,
+)
+from state.table import PipelineView, TriggerTable
+
+DEFAULT_SEEN_WINDOW = 32
+"""Event ids remembered per item to drop producer retries (8 bytes each)."""
+
+ECHO_WINDOW = 4
+"""Transitions remembered per item to recognise their echoes from the CRM."""
+
+# Reasons of `Decided`, the outcomes that are not moves.
+CREATED = Decided("created")
+UPDATED = Decided("updated")
+STAGE_CHANGED = Decided("stage_changed")
+CONFIRMED = Decided("confirmed")
+DELETED = Decided("deleted")
+NO_MATCH = Decided("no_match")
+DUPLICATE = Decided("duplicate")
+ITEM_DELETED = Decided("item_deleted")
+NO_PIPELINE = Decided("no_pipeline")
+
+_pack = Struct("<II").pack
+
+
+def fingerprint(text: str) -> bytes:
+    """8 stable bytes for an id (Python's own hash changes between processes).
+
+    Two CRC-32s, of the id and of its reverse: a cryptographic hash costs three
+    times as much here, and ids that differ within any 4 bytes never collide.
+    """
+    raw = text.encode()
+    return _pack(crc32(raw), crc32(raw[::-1]))
+
+
+@dataclass(slots=True)
+class ItemState:
+    """What decisions need to know of one item, and nothing more.
+
+    `fields` holds only fields some condition reads, flattened as
+    (name, value, name, value, ...); `seen` the fingerprints of the last event
+    ids; `echoes` (fingerprint of transition id, to_stage) of our last moves.
+    """
+
+    category: str
+    stage: str | None
+    fields: tuple[Any, ...] | None = None
+    seen: bytes = b""
+    echoes: tuple[tuple[bytes, str], ...] | None = None
+    deleted: bool = False
+
+    def has_seen(self, mark: bytes) -> bool:
+        seen = self.seen
+        at = seen.find(mark)
+        while at != -1:
+            if at % 8 == 0:
+                return True
+            at = seen.find(mark, at + 1)
+        return False
+
+    def remember(self, mark: bytes, window: int) -> None:
+        seen = self.seen + mark
+        self.seen = seen if len(seen) <= 8 * window else seen[-8 * window :]
+
+    def field_map(self) -> dict[str, Any]:
+        f = self.fields
+        return dict(zip(f[::2], f[1::2], strict=True)) if f else {}
+
+    def set_fields(self, values: Mapping[str, Any], watched: frozenset[str]) -> None:
+        kept = [x for name in sorted(values) if name in watched for x in (name, values[name])]
+        self.fields = tuple(kept) if kept else None
+
+
+class Board:
+    """The items of one key group and the trigger table they are decided against."""
+
+    def __init__(self, table: TriggerTable, seen_window: int = DEFAULT_SEEN_WINDOW) -> None:
+        self.table = table
+        self.items: dict[str, ItemState] = {}
+        self.seen_window = seen_window
+
+    def decide(self, event: Event, ref: ItemRef, key: str | None = None) -> Outcome:
+        """Apply one event to one item it names (`key`: its item key); at most one move."""
+        if key is None:
+            key = item_key(event.tenant, ref.entity, ref.id)
+        state = self.items.get(key)
+        mark = fingerprint(event.id)
+        if state is not None and state.has_seen(mark):
+            return DUPLICATE
+        etype = event.type
+        if etype in LIFECYCLE and etype != "item.updated":
+            outcome, state = self._lifecycle(event, ref, state)
+        elif state is None or state.deleted:
+            if state is not None:
+                outcome = ITEM_DELETED
+            elif ref.stage is None:
+                return Rejection(
+                    "unknown_item",
+                    f"item {key} is not known and the event carries no stage hint "
+                    "(item.category and item.stage)",
+                )
+            else:
+                state = ItemState(ref.category or "0", ref.stage)
+                outcome = self._fire(event, ref, state)
+        else:
+            outcome = self._fire(event, ref, state)
+        if isinstance(outcome, Rejection):
+            return outcome
+        assert state is not None
+        state.remember(mark, self.seen_window)
+        self.items[key] = state
+        return outcome
+
+    def _lifecycle(
+        self, event: Event, ref: ItemRef, state: ItemState | None
+    ) -> tuple[Outcome, ItemState]:
+        data = event.data
+        etype = event.type
+        if etype == "item.created":
+            fresh = ItemState(data.get("category") or ref.category or "0", data["stage"])
+            fresh.set_fields(data.get("fields") or {}, self.table.watched_fields)
+            if state is not None:  # still the same item: its retries and echoes are known
+                fresh.seen, fresh.echoes = state.seen, state.echoes
+            return CREATED, fresh
+        if etype == "item.deleted":
+            if state is None:
+                return DELETED, ItemState(ref.category or "0", None, deleted=True)
+            state.deleted, state.fields = True, None
+            return DELETED, state
+        # item.stage_changed
+        if state is None:
+            category = data.get("category") or ref.category or "0"
+            return STAGE_CHANGED, ItemState(category, data["stage"])
+        if state.deleted:
+            return ITEM_DELETED, state
+        stage, category = data["stage"], data.get("category")
+        echoed = data.get("transition_id")
+        if echoed is not None and state.echoes:
+            mark = fingerprint(echoed)
+            for seen_mark, to_stage in state.echoes:
+                if seen_mark == mark and to_stage == stage:
+                    return CONFIRMED, state
+        state.stage = stage
+        if category is not None:
+            state.category = category
+        return STAGE_CHANGED, state
+
+    def _fire(self, event: Event, ref: ItemRef, state: ItemState) -> Outcome:
+        """Steps 2-4: field changes of item.updated, then the first trigger that holds."""
+        data = event.data
+        view = self.table.view(event.tenant, ref.entity, state.category, event.at)
+        changes = data.get("changes") if event.type == "item.updated" else None
+        if view is None:
+            if changes:
+                self._apply_changes(state, changes)
+            return NO_PIPELINE
+        position = view.pipeline.positions.get(state.stage)  # type: ignore[arg-type]
+        if position is None:
+            return Rejection(
+                "unknown_stage",
+                f"item {item_key(event.tenant, ref.entity, ref.id)} is on stage {state.stage!r}, "
+                f"which is not in pipeline {ref.entity}/{state.category}",
+            )
+        if changes:
+            self._apply_changes(state, changes)
+        moved = self._first_trigger(event, state, view, position)
+        if moved is None:
+            return UPDATED if changes is not None else NO_MATCH
+        return self._move(event, ref, state, view, position, moved)
+
+    def _first_trigger(
+        self, event: Event, state: ItemState, view: PipelineView, position: int
+    ) -> Any:
+        data = event.data
+        fields: dict[str, Any] | None = None
+        by_code = view.by_code
+        for code in codes_for(event.type, data):
+            for candidate in by_code.get(code, ()):
+                if candidate.position == position or (
+                    candidate.position < position and not candidate.trigger.allow_backwards
+                ):
+                    continue
+                trigger = candidate.trigger
+                if not params_match(trigger.params, data):
+                    continue
+                if trigger.condition is not None:
+                    if fields is None:
+                        fields = state.field_map()
+                    if not trigger.condition.holds(fields, data):
+                        continue
+                return candidate
+        return None
+
+    def _move(
+        self, event: Event, ref: ItemRef, state: ItemState, view: PipelineView, position: int,
+        candidate: Any,
+    ) -> Transition:
+        trigger = candidate.trigger
+        tid = transition_id(event.tenant, ref.entity, ref.id, event.id)
+        move = Transition(
+            id=tid,
+            tenant=event.tenant,
+            entity=ref.entity,
+            item_id=ref.id,
+            category=state.category,
+            from_stage=state.stage,  # type: ignore[arg-type]
+            to_stage=trigger.stage,
+            direction="forward" if candidate.position > position else "backward",
+            trigger_id=trigger.id,
+            trigger_code=trigger.code,
+            event_id=event.id,
+            event_type=event.type,
+            occurred_at=event.occurred_at,
+        )
+        state.stage = trigger.stage
+        echoes = (*(state.echoes or ()), (fingerprint(tid), trigger.stage))
+        state.echoes = echoes[-ECHO_WINDOW:]
+        return move
+
+    def _apply_changes(self, state: ItemState, changes: Mapping[str, Any]) -> None:
+        watched = self.table.watched_fields
+        if not any(name in watched for name in changes):
+            return
+        values = state.field_map()
+        values.update(changes)
+        state.set_fields(values, watched)
