@@ -220,6 +220,10 @@ class OrderedFileSink(FixedPartitionedSink[tuple[Any, bytes], None]):
 
     def __init__(self, path: str | None) -> None:
         self.path = path
+        if path not in (None, STDIO):
+            # Bytewax builds a partition only when an item reaches it: an empty
+            # output must still replace the previous run's file.
+            open(path, "wb").close()  # noqa: SIM115
 
     def list_parts(self) -> list[str]:
         return ["out"]

@@ -25,16 +25,22 @@ class Summary:
     def events_read(self) -> int:
         return self.counts["events_read"]
 
+    def _by_code(self, prefix: str) -> dict[str, int]:
+        return {
+            k[len(prefix):]: v for k, v in sorted(self.counts.items()) if k.startswith(prefix) and v
+        }
+
     @property
     def dead_letters(self) -> dict[str, int]:
-        return {k[4:]: v for k, v in sorted(self.counts.items()) if k.startswith("dlq.") and v}
+        """Dead letters of events and automation records, by code."""
+        both = Counter(self._by_code("dlq.")) + Counter(self._by_code("automation_dlq."))
+        return dict(sorted(both.items()))
 
     @property
     def outcomes(self) -> int:
         """(event, item) outcomes plus event dead letters: equals events read + extra items."""
         decided = sum(self.counts[r] for r in DECIDED_REASONS)
-        event_dlq = sum(self.dead_letters.values()) - self.counts["dlq.invalid_automation"]
-        return self.counts["transition"] + decided + event_dlq
+        return self.counts["transition"] + decided + sum(self._by_code("dlq.").values())
 
     def balanced(self) -> bool:
         """Nothing lost: every event record (each item of it) took effect or was dead-lettered."""

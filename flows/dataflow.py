@@ -44,6 +44,9 @@ from state.board import DEFAULT_SEEN_WINDOW, Board
 from state.model import Decided, Event, Rejection, Transition, item_key
 from state.table import TriggerTable
 
+DLQ_TALLY = {AUTOMATION: "automation_dlq.", EVENTS: "dlq."}
+"""Tally names of dead letters, by input: `<prefix><code>`."""
+
 DEFAULT_KEY_GROUPS = 64
 """Fixed for the life of a recovery store: it decides which group owns an item."""
 
@@ -130,7 +133,7 @@ def route(
             if type(record) is Rejection:
                 letter = DeadLetter(record.code, record.message, raw or b"", batch.origin(i))
                 rejected.dead_letters.append(((first_seq + i, 0), letter))
-                rejected.tally[f"dlq.{record.code}"] += 1
+                rejected.tally[f"{DLQ_TALLY[stream]}{record.code}"] += 1
                 continue
             entry = (first_seq + i, positions[i], raw, record)
             if stream == AUTOMATION:
@@ -235,7 +238,7 @@ def _apply_automation(board: Board, parcel: Parcel, out: Decisions, settings: Fl
         if rejection is None:
             out.tally["automation_applied"] += 1
         else:
-            out.tally["dlq.invalid_automation"] += 1
+            out.tally[f"{DLQ_TALLY[AUTOMATION]}{rejection.code}"] += 1
             out.dead_letters.append(((entry[0], 0), parcel.dead_letter(entry, rejection)))
 
 
