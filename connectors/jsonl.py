@@ -52,7 +52,7 @@ def _open(path: str) -> IO[bytes]:
         return sys.stdin.buffer
     if path.endswith(".gz"):
         return io.BufferedReader(gzip.open(path, "rb"), buffer_size=1 << 20)  # type: ignore[arg-type]
-    return open(path, "rb", buffering=1 << 20)  # noqa: SIM115
+    return open(path, "rb", buffering=1 << 20)
 
 
 def read_lines(paths: list[str], skip: int = 0) -> Iterator[tuple[str, int, bytes]]:
@@ -82,7 +82,9 @@ def _sort_time(line: bytes) -> float | None:
         return None
 
 
-def merge_by_time(inputs: list[Iterator[tuple[str, int, bytes]]]) -> Iterator[tuple[str, int, bytes]]:
+def merge_by_time(
+    inputs: list[Iterator[tuple[str, int, bytes]]],
+) -> Iterator[tuple[str, int, bytes]]:
     """Merge inputs by occurred_at, each keeping its own order (ties: earlier input first).
 
     A record without a readable time keeps its place after its predecessor.
@@ -121,7 +123,9 @@ class ReplayInputs:
     progress: bool = False
 
     @classmethod
-    def from_paths(cls, automation: Iterable[str], events: Iterable[str], progress: bool = False) -> ReplayInputs:
+    def from_paths(
+        cls, automation: Iterable[str], events: Iterable[str], progress: bool = False
+    ) -> ReplayInputs:
         files = [f for path in automation for f in expand(path)]
         return cls(files, [expand(path) for path in events], progress)
 
@@ -223,7 +227,7 @@ class OrderedFileSink(FixedPartitionedSink[tuple[Any, bytes], None]):
         if path not in (None, STDIO):
             # Bytewax builds a partition only when an item reaches it: an empty
             # output must still replace the previous run's file.
-            open(path, "wb").close()  # noqa: SIM115
+            open(path, "wb").close()
 
     def list_parts(self) -> list[str]:
         return ["out"]

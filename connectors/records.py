@@ -32,7 +32,7 @@ DEFAULT_TENANT = "default"
 DEFAULT_CATEGORY = "0"
 
 
-class _Invalid(Exception):
+class _InvalidRecordError(Exception):
     """Internal: unwinds a parse to the single place that turns it into a Rejection."""
 
     def __init__(self, code: str, message: str) -> None:
@@ -53,23 +53,32 @@ def load_json(raw: bytes, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Any:
 
 def parse_time(value: Any, name: str) -> datetime:
     if not isinstance(value, str):
-        raise _Invalid("invalid_record", f"{name}: expected an RFC 3339 time, got {value!r}")
+        raise _InvalidRecordError(
+            "invalid_record", f"{name}: expected an RFC 3339 time, got {value!r}"
+        )
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise _Invalid(
+        raise _InvalidRecordError(
             "invalid_record", f"{name}: expected an RFC 3339 time, got {value!r}"
         ) from None
     if parsed.tzinfo is None:
-        raise _Invalid("invalid_record", f"{name}: time {value!r} has no zone (add Z or +hh:mm)")
+        raise _InvalidRecordError(
+            "invalid_record", f"{name}: time {value!r} has no zone (add Z or +hh:mm)"
+        )
     return parsed
 
 
 def _name(obj: dict[str, Any], field: str, where: str = "", default: str | None = None) -> str:
-    """A required plain name: a non-empty string without '/' (it is part of keys)."""
-    value = obj.get(field, default)
+    """A required plain name: a non-empty string without '/' (it is part of keys).
+
+    With a default, absent and null both mean the default.
+    """
+    value = obj.get(field)
+    if value is None:
+        value = default
     if not isinstance(value, str) or not value or "/" in value:
-        raise _Invalid(
+        raise _InvalidRecordError(
             "invalid_record",
             f"{where}{field}: expected a non-empty string without '/', got {value!r}",
         )
@@ -77,10 +86,15 @@ def _name(obj: dict[str, Any], field: str, where: str = "", default: str | None 
 
 
 def _id(obj: dict[str, Any], field: str, where: str = "", default: str | None = None) -> str:
-    value = obj.get(field, default)
+    """A required id: a non-empty string, or an integer read as its decimal string."""
+    value = obj.get(field)
+    if value is None:
+        value = default
     text = id_text(value)
     if text is None or text == "":
-        raise _Invalid("invalid_record", f"{where}{field}: expected a string or integer id, got {value!r}")
+        raise _InvalidRecordError(
+            "invalid_record", f"{where}{field}: expected a string or integer id, got {value!r}"
+        )
     return text
 
 
@@ -90,19 +104,16 @@ def _optional_id(obj: dict[str, Any], field: str, where: str) -> str | None:
     return _id(obj, field, where)
 
 
-def _str(obj: dict[str, Any], field: str, where: str = "") -> str:
-    value = obj.get(field)
-    if not isinstance(value, str) or not value:
-        raise _Invalid("invalid_record", f"{where}{field}: expected a non-empty string, got {value!r}")
-    return value
-
-
-def _object(obj: dict[str, Any], field: str, where: str = "", required: bool = False) -> dict[str, Any]:
+def _object(
+    obj: dict[str, Any], field: str, where: str = "", required: bool = False
+) -> dict[str, Any]:
     value = obj.get(field)
     if value is None and not required:
         return {}
     if not isinstance(value, dict):
-        raise _Invalid("invalid_record", f"{where}{field}: expected an object, got {value!r}")
+        raise _InvalidRecordError(
+            "invalid_record", f"{where}{field}: expected an object, got {value!r}"
+        )
     return value
 
 
@@ -116,7 +127,7 @@ def parse_event(obj: Any) -> Event | Rejection:
         return event
     try:
         return _event(obj)
-    except _Invalid as bad:
+    except _InvalidRecordError as bad:
         return Rejection(bad.code, bad.message)
 
 
@@ -173,46 +184,62 @@ def _fast_event(obj: Any) -> Event | None:
 
 def _event(obj: Any) -> Event:
     if type(obj) is not dict:
-        raise _Invalid("invalid_record", f"expected a JSON object, got {type(obj).__name__}")
+        raise _InvalidRecordError(
+            "invalid_record", f"expected a JSON object, got {type(obj).__name__}"
+        )
     event_id = _id(obj, "id")
     etype = obj.get("type")
     if not isinstance(etype, str):
-        raise _Invalid("invalid_record", f"type: expected a string, got {etype!r}")
-    if etype not in EVENT_TYPES:
-        raise _Invalid("unknown_event_type", f"type: {etype!r} is not an event type this job knows")
-    tenant = _name(obj, "tenant", default=DEFAULT_TENANT)
+        raise _InvalidRecordError("invalid_record", f"type: expected a string, got {etype!r}")
     occurred_at = obj.get("occurred_at")
     at = parse_time(occurred_at, "occurred_at")
+    tenant = _name(obj, "tenant", default=DEFAULT_TENANT)
+    items = _items(obj)
     data = _object(obj, "data")
+    if etype not in EVENT_TYPES:
+        raise _InvalidRecordError(
+            "unknown_event_type", f"type: {etype!r} is not an event type this job knows"
+        )
     if etype in _LIFECYCLE_DATA:
         _LIFECYCLE_DATA[etype](data)
-    return Event(event_id, etype, tenant, occurred_at, at, _items(obj), data)  # type: ignore[arg-type]
+    return Event(event_id, etype, tenant, occurred_at, at, items, data)  # type: ignore[arg-type]
 
 
 def _items(obj: dict[str, Any]) -> tuple[ItemRef, ...]:
-    if "items" in obj:
+    if obj.get("items") is not None and obj.get("item") is not None:
+        raise _InvalidRecordError(
+            "invalid_record", "item, items: an event names `item` or `items`, not both"
+        )
+    if obj.get("items") is not None:
         refs = obj["items"]
         if not isinstance(refs, list) or not refs:
-            raise _Invalid("invalid_record", f"items: expected a non-empty list of items, got {refs!r}")
+            raise _InvalidRecordError(
+                "invalid_record", f"items: expected a non-empty list of items, got {refs!r}"
+            )
         found = tuple(_item_ref(ref, f"items[{i}].") for i, ref in enumerate(refs))
         return tuple(dict.fromkeys(found)) if len(found) > 1 else found
-    if "item" not in obj:
-        raise _Invalid("invalid_record", "item: missing (an event names `item` or `items`)")
+    if obj.get("item") is None:
+        raise _InvalidRecordError(
+            "invalid_record", "item: missing (an event names `item` or `items`)"
+        )
     return (_item_ref(obj["item"], "item."),)
 
 
 def _item_ref(ref: Any, where: str) -> ItemRef:
     if type(ref) is not dict:
-        raise _Invalid("invalid_record", f"{where[:-1]}: expected an object, got {ref!r}")
-    stage = ref.get("stage")
-    if stage is not None and (not isinstance(stage, str) or not stage):
-        raise _Invalid("invalid_record", f"{where}stage: expected a stage id, got {stage!r}")
-    return ItemRef(_name(ref, "entity", where), _id(ref, "id", where),
-                   _optional_id(ref, "category", where), stage)
+        raise _InvalidRecordError(
+            "invalid_record", f"{where[:-1]}: expected an object, got {ref!r}"
+        )
+    return ItemRef(
+        _name(ref, "entity", where),
+        _id(ref, "id", where),
+        _optional_id(ref, "category", where),
+        _optional_id(ref, "stage", where),
+    )
 
 
 def _created(data: dict[str, Any]) -> None:
-    _str(data, "stage", "data.")
+    data["stage"] = _id(data, "stage", "data.")
     _normalize_category(data)
     _object(data, "fields", "data.")
 
@@ -222,11 +249,10 @@ def _updated(data: dict[str, Any]) -> None:
 
 
 def _stage_changed(data: dict[str, Any]) -> None:
-    _str(data, "stage", "data.")
+    data["stage"] = _id(data, "stage", "data.")
     _normalize_category(data)
-    tid = data.get("transition_id")
-    if tid is not None and not isinstance(tid, str):
-        raise _Invalid("invalid_record", f"data.transition_id: expected a string, got {tid!r}")
+    if data.get("transition_id") is not None:
+        data["transition_id"] = _id(data, "transition_id", "data.")
 
 
 def _normalize_category(data: dict[str, Any]) -> None:
@@ -248,7 +274,7 @@ def parse_automation(obj: Any) -> AutomationRecord | Rejection:
     """A pipeline, trigger or deletion (spec 2.1), or why it is not one."""
     try:
         return _automation(obj)
-    except _Invalid as bad:
+    except _InvalidRecordError as bad:
         return Rejection("invalid_automation", bad.message)
     except ConditionError as bad:
         return Rejection("invalid_automation", f"condition: {bad}")
@@ -256,15 +282,23 @@ def parse_automation(obj: Any) -> AutomationRecord | Rejection:
 
 def _automation(obj: Any) -> AutomationRecord:
     if type(obj) is not dict:
-        raise _Invalid("invalid_automation", f"expected a JSON object, got {type(obj).__name__}")
+        raise _InvalidRecordError(
+            "invalid_automation", f"expected a JSON object, got {type(obj).__name__}"
+        )
     kind = obj.get("kind")
     if kind not in ("pipeline", "trigger"):
-        raise _Invalid("invalid_automation", f"kind: expected 'pipeline' or 'trigger', got {kind!r}")
+        raise _InvalidRecordError(
+            "invalid_automation", f"kind: expected 'pipeline' or 'trigger', got {kind!r}"
+        )
     tenant = _name(obj, "tenant", default=DEFAULT_TENANT)
-    updated_at = BEGINNING if obj.get("updated_at") is None else parse_time(obj["updated_at"], "updated_at")
+    updated_at = (
+        BEGINNING if obj.get("updated_at") is None else parse_time(obj["updated_at"], "updated_at")
+    )
     deleted = obj.get("deleted", False)
     if not isinstance(deleted, bool):
-        raise _Invalid("invalid_automation", f"deleted: expected true or false, got {deleted!r}")
+        raise _InvalidRecordError(
+            "invalid_automation", f"deleted: expected true or false, got {deleted!r}"
+        )
     if kind == "trigger":
         trigger_id = _id(obj, "id")
         if deleted:
@@ -279,48 +313,57 @@ def _automation(obj: Any) -> AutomationRecord:
 
 def _stages(raw: Any) -> tuple[Stage, ...]:
     if not isinstance(raw, list) or not raw:
-        raise _Invalid("invalid_automation", f"stages: expected a non-empty list, got {raw!r}")
+        raise _InvalidRecordError(
+            "invalid_automation", f"stages: expected a non-empty list, got {raw!r}"
+        )
     stages = []
     for i, stage in enumerate(raw):
         if type(stage) is not dict:
-            raise _Invalid("invalid_automation", f"stages[{i}]: expected an object, got {stage!r}")
-        stage_id = _str(stage, "id", f"stages[{i}].")
+            raise _InvalidRecordError(
+                "invalid_automation", f"stages[{i}]: expected an object, got {stage!r}"
+            )
+        stage_id = _id(stage, "id", f"stages[{i}].")
         semantic = stage.get("semantic", "process")
-        if semantic not in SEMANTICS:
-            raise _Invalid(
+        if not isinstance(semantic, str) or semantic not in SEMANTICS:
+            raise _InvalidRecordError(
                 "invalid_automation",
                 f"stages[{i}].semantic: expected one of {sorted(SEMANTICS)}, got {semantic!r}",
             )
         stages.append(Stage(stage_id, semantic))
     ids = [s.id for s in stages]
     if len(set(ids)) != len(ids):
-        raise _Invalid("invalid_automation", f"stages: stage ids repeat: {ids}")
+        raise _InvalidRecordError("invalid_automation", f"stages: stage ids repeat: {ids}")
     return tuple(stages)
 
 
 def _trigger(obj: dict[str, Any], tenant: str, trigger_id: str, updated_at: Any) -> Trigger:
     code = obj.get("code")
-    if code not in TRIGGER_CODES:
-        raise _Invalid("invalid_automation", f"code: {code!r} is not a trigger code this job knows")
+    if not isinstance(code, str) or code not in TRIGGER_CODES:
+        raise _InvalidRecordError(
+            "invalid_automation", f"code: {code!r} is not a trigger code this job knows"
+        )
     params = _object(obj, "params")
     try:
         normalized = normalize_params(code, params)
     except ValueError as bad:
-        raise _Invalid("invalid_automation", str(bad)) from None
+        raise _InvalidRecordError("invalid_automation", str(bad)) from None
     allow_backwards = obj.get("allow_backwards", False)
     if not isinstance(allow_backwards, bool):
-        raise _Invalid("invalid_automation", f"allow_backwards: expected true or false, got {allow_backwards!r}")
+        raise _InvalidRecordError(
+            "invalid_automation",
+            f"allow_backwards: expected true or false, got {allow_backwards!r}",
+        )
     sort = obj.get("sort", 0)
     if sort is None:
         sort = 0
     if type(sort) is not int:
-        raise _Invalid("invalid_automation", f"sort: expected an integer, got {sort!r}")
+        raise _InvalidRecordError("invalid_automation", f"sort: expected an integer, got {sort!r}")
     return Trigger(
         tenant=tenant,
         id=trigger_id,
         entity=_name(obj, "entity"),
         category=_id(obj, "category", default=DEFAULT_CATEGORY),
-        stage=_str(obj, "stage"),
+        stage=_id(obj, "stage"),
         code=code,
         params=normalized,
         allow_backwards=allow_backwards,
@@ -345,6 +388,10 @@ def transition_json(move: Transition) -> bytes:
             "to_stage": move.to_stage,
             "direction": move.direction,
             "trigger": {"id": move.trigger_id, "code": move.trigger_code},
-            "event": {"id": move.event_id, "type": move.event_type, "occurred_at": move.occurred_at},
+            "event": {
+                "id": move.event_id,
+                "type": move.event_type,
+                "occurred_at": move.occurred_at,
+            },
         }
     )

@@ -9,8 +9,15 @@ from collections.abc import Callable
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 DECIDED_REASONS = (
-    "no_match", "updated", "created", "stage_changed", "confirmed", "deleted", "duplicate",
-    "item_deleted", "no_pipeline",
+    "no_match",
+    "updated",
+    "created",
+    "stage_changed",
+    "confirmed",
+    "deleted",
+    "duplicate",
+    "item_deleted",
+    "no_pipeline",
 )
 
 
@@ -27,7 +34,9 @@ class Summary:
 
     def _by_code(self, prefix: str) -> dict[str, int]:
         return {
-            k[len(prefix):]: v for k, v in sorted(self.counts.items()) if k.startswith(prefix) and v
+            k[len(prefix) :]: v
+            for k, v in sorted(self.counts.items())
+            if k.startswith(prefix) and v
         }
 
     @property
@@ -53,7 +62,11 @@ class Summary:
         lines = [
             f"automation records: {c['automation_read']} read, {c['automation_applied']} applied",
             f"events read:        {self.events_read}"
-            + (f" (+{c['extra_items']} more items named by multi-item events)" if c["extra_items"] else ""),
+            + (
+                f" (+{c['extra_items']} more items named by multi-item events)"
+                if c["extra_items"]
+                else ""
+            ),
             f"transitions:        {c['transition']}",
             "decided, no move:   "
             + (", ".join(f"{k} {v}" for k, v in no_ops.items()) if no_ops else "0"),

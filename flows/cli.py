@@ -25,7 +25,8 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
         ("max-record-bytes", "larger records are dead letters (too_large)"),
     ):
         parser.add_argument(
-            f"--{option}", default=os.environ.get(env_name(option)),
+            f"--{option}",
+            default=os.environ.get(env_name(option)),
             help=f"{what} [{env_name(option)}]",
         )
 
@@ -36,20 +37,34 @@ def parser() -> argparse.ArgumentParser:
     )
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     replay = commands.add_parser(
-        "replay", help="decide JSON Lines event logs against an automation log",
+        "replay",
+        help="decide JSON Lines event logs against an automation log",
         description="Replay event logs: transitions to --out, dead letters to --dlq, "
         "a summary to stderr.",
     )
-    replay.add_argument("--automation", action="append", required=True, metavar="FILE",
-                        help="automation log: .jsonl, .jsonl.gz, a folder of them, or -")
-    replay.add_argument("--events", action="append", required=True, metavar="FILE",
-                        help="event log (repeatable; several are merged by occurred_at)")
-    replay.add_argument("--out", default="-", metavar="FILE",
-                        help="transitions as JSON Lines (default: stdout)")
+    replay.add_argument(
+        "--automation",
+        action="append",
+        required=True,
+        metavar="FILE",
+        help="automation log: .jsonl, .jsonl.gz, a folder of them, or -",
+    )
+    replay.add_argument(
+        "--events",
+        action="append",
+        required=True,
+        metavar="FILE",
+        help="event log (repeatable; several are merged by occurred_at)",
+    )
+    replay.add_argument(
+        "--out", default="-", metavar="FILE", help="transitions as JSON Lines (default: stdout)"
+    )
     replay.add_argument("--dlq", metavar="FILE", help="dead letters as JSON Lines")
-    replay.add_argument("--what-if", action="store_true",
-                        help="the latest version of every automation record, in force from "
-                        "the beginning")
+    replay.add_argument(
+        "--what-if",
+        action="store_true",
+        help="the latest version of every automation record, in force from the beginning",
+    )
     _engine_options(replay)
     return top
 

@@ -17,13 +17,13 @@ as raw bytes and is decoded again on the other side.
 from __future__ import annotations
 
 import pickle
-from functools import partial
 import zlib
-from zlib import crc32
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
+from zlib import crc32
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
@@ -91,7 +91,9 @@ class Parcel:
         bare = [(seq, position, raw, None) for seq, position, raw, _ in self.entries]
         return (Parcel, (self.group, self.stream, self.source, self.partition, bare))
 
-    def dead_letter(self, entry: Entry, rejection: Rejection, item: str | None = None) -> DeadLetter:
+    def dead_letter(
+        self, entry: Entry, rejection: Rejection, item: str | None = None
+    ) -> DeadLetter:
         origin = origin_of(self.source, self.partition, entry[1])
         return DeadLetter(rejection.code, rejection.message, entry[2], origin, item)
 
@@ -115,9 +117,7 @@ def decode(stream: str, raw: bytes | None, max_bytes: int) -> Any:
     return parse_automation(obj) if stream == AUTOMATION else parse_event(obj)
 
 
-def route(
-    batches: list[RawBatch], settings: FlowSettings
-) -> list[tuple[str, Parcel] | Decisions]:
+def route(batches: list[RawBatch], settings: FlowSettings) -> list[tuple[str, Parcel] | Decisions]:
     """Decode source batches; send each event to its items' groups, automation to all."""
     groups = settings.key_groups
     max_bytes = settings.max_record_bytes
@@ -248,7 +248,9 @@ def transitions_of(decisions: Decisions) -> list[tuple[str, tuple[tuple[int, int
 
 def dead_letters_of(decisions: Decisions) -> list[tuple[str, tuple[tuple[int, int], bytes]]]:
     """Dead letters as (item key or "", (order, JSON line))."""
-    return [(letter.item or "", (order, letter.to_json())) for order, letter in decisions.dead_letters]
+    return [
+        (letter.item or "", (order, letter.to_json())) for order, letter in decisions.dead_letters
+    ]
 
 
 def tally_of(decisions: Decisions) -> tuple[str, Counter[str]]:
@@ -268,10 +270,16 @@ def build_flow(
     routed = op.flat_map_batch("route", raw, partial(route, settings=settings))
     split = op.branch("split", routed, lambda x: isinstance(x, Decisions))
     decided = op.stateful_batch(
-        "decide", split.falses, lambda resume: GroupLogic(settings, resume)  # type: ignore[arg-type]
+        "decide",
+        split.falses,
+        lambda resume: GroupLogic(settings, resume),  # type: ignore[arg-type]
     )
     all_decisions = op.merge("all_decisions", split.trues, op.key_rm("unkey", decided))  # type: ignore[arg-type]
-    op.output("transitions", op.flat_map("transitions_of", all_decisions, transitions_of), transitions)
-    op.output("dead_letters", op.flat_map("dead_letters_of", all_decisions, dead_letters_of), dead_letters)
+    op.output(
+        "transitions", op.flat_map("transitions_of", all_decisions, transitions_of), transitions
+    )
+    op.output(
+        "dead_letters", op.flat_map("dead_letters_of", all_decisions, dead_letters_of), dead_letters
+    )
     op.output("summary", op.map("tally_of", all_decisions, tally_of), summary)
     return flow

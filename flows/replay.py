@@ -26,7 +26,9 @@ def print_summary(summary: Summary) -> None:
     sys.stderr.write(summary.render() + "\n")
 
 
-def replay_flow(settings: ReplaySettings, report: Callable[[Summary], None] = print_summary) -> Dataflow:
+def replay_flow(
+    settings: ReplaySettings, report: Callable[[Summary], None] = print_summary
+) -> Dataflow:
     inputs = ReplayInputs.from_paths(settings.automation, settings.events, settings.progress)
     return build_flow(
         ReplaySource(inputs),
@@ -47,4 +49,3 @@ def __getattr__(name: str) -> Dataflow:
     if name == "flow":
         return replay_flow(ReplaySettings.from_env(os.environ))
     raise AttributeError(name)
-

@@ -56,7 +56,9 @@ class EngineSettings:
             ("max_record_bytes", DEFAULT_MAX_RECORD_BYTES),
         ):
             value = values.get(name)
-            out[name] = default if value is None else positive_int(f"--{name.replace('_', '-')}", value)
+            out[name] = (
+                default if value is None else positive_int(f"--{name.replace('_', '-')}", value)
+            )
         return out
 
 
@@ -72,7 +74,9 @@ class ReplaySettings(EngineSettings):
     @classmethod
     def build(cls, values: Mapping[str, Any]) -> ReplaySettings:
         if not values.get("automation"):
-            raise ConfigError("--automation (CRM_TRIGGERS_AUTOMATION): required, the automation log")
+            raise ConfigError(
+                "--automation (CRM_TRIGGERS_AUTOMATION): required, the automation log"
+            )
         if not values.get("events"):
             raise ConfigError("--events (CRM_TRIGGERS_EVENTS): required, at least one event log")
         return cls(

@@ -215,7 +215,12 @@ class Board:
         return None
 
     def _move(
-        self, event: Event, ref: ItemRef, state: ItemState, view: PipelineView, position: int,
+        self,
+        event: Event,
+        ref: ItemRef,
+        state: ItemState,
+        view: PipelineView,
+        position: int,
         candidate: Any,
     ) -> Transition:
         trigger = candidate.trigger

@@ -73,8 +73,8 @@ def codes_for(event_type: str, data: Mapping[str, Any]) -> tuple[str, ...]:
     """The codes an event can fire, in the order they are tried."""
     if event_type == "item.updated":
         changes = data.get("changes") or {}
-        return ("RESP_CHANGED", "FIELD_CHANGED") if "ASSIGNED_BY_ID" in changes else (
-            "FIELD_CHANGED",
+        return (
+            ("RESP_CHANGED", "FIELD_CHANGED") if "ASSIGNED_BY_ID" in changes else ("FIELD_CHANGED",)
         )
     if event_type == "form.submitted" and data.get("callback") is True:
         return ("CALLBACK", "WEBFORM")

@@ -16,8 +16,21 @@ from typing import Any
 import orjson
 
 OPERATORS = frozenset(
-    {"=", "!=", ">", ">=", "<", "<=", "in", "!in", "contain", "!contain", "empty", "!empty",
-     "between"}
+    {
+        "=",
+        "!=",
+        ">",
+        ">=",
+        "<",
+        "<=",
+        "in",
+        "!in",
+        "contain",
+        "!contain",
+        "empty",
+        "!empty",
+        "between",
+    }
 )
 EVENT_PREFIX = "event."
 
@@ -132,7 +145,7 @@ class Clause:
 
     def holds(self, fields: Mapping[str, Any], event_data: Mapping[str, Any]) -> bool:
         if self.field.startswith(EVENT_PREFIX):
-            actual = event_data.get(self.field[len(EVENT_PREFIX):])
+            actual = event_data.get(self.field[len(EVENT_PREFIX) :])
         else:
             actual = fields.get(self.field)
         return _OPS[self.op](actual, self.value)
@@ -154,9 +167,7 @@ class Condition:
     @property
     def item_fields(self) -> frozenset[str]:
         """Item fields the condition reads: the only fields item state must keep."""
-        return frozenset(
-            c.field for group in self.groups for c in group if not c.reads_event
-        )
+        return frozenset(c.field for group in self.groups for c in group if not c.reads_event)
 
 
 def parse_condition(raw: Any) -> Condition | None:
@@ -169,7 +180,9 @@ def parse_condition(raw: Any) -> Condition | None:
     for i, group in enumerate(raw["any"]):
         if not isinstance(group, list):
             raise ConditionError(f"condition.any[{i}]: expected a list of clauses")
-        groups.append(tuple(_parse_clause(c, f"condition.any[{i}][{j}]") for j, c in enumerate(group)))
+        groups.append(
+            tuple(_parse_clause(c, f"condition.any[{i}][{j}]") for j, c in enumerate(group))
+        )
     return Condition(tuple(groups))
 
 
@@ -179,7 +192,7 @@ def _parse_clause(raw: Any, where: str) -> Clause:
     name, op, value = raw.get("field"), raw.get("op"), raw.get("value")
     if not isinstance(name, str) or not name or name == EVENT_PREFIX:
         raise ConditionError(f"{where}.field: expected a non-empty string, got {name!r}")
-    if op not in OPERATORS:
+    if not isinstance(op, str) or op not in OPERATORS:
         raise ConditionError(f"{where}.op: expected one of {sorted(OPERATORS)}, got {op!r}")
     if op in ("in", "!in") and not isinstance(value, list):
         raise ConditionError(f"{where}.value: {op} needs a list, got {value!r}")

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from state.model import BEGINNING, AutomationRecord, Deletion, Pipeline, Rejection, Trigger
+from state.model import BEGINNING, AutomationRecord, Pipeline, Rejection, Trigger
 
 _Version = tuple[datetime, int, Pipeline | Trigger | None]
 
@@ -166,7 +166,13 @@ class TriggerTable:
 
 
 _STATE = (
-    "what_if", "_pipelines", "_triggers", "_tenant_triggers", "_changes", "_views", "_applied",
+    "what_if",
+    "_pipelines",
+    "_triggers",
+    "_tenant_triggers",
+    "_changes",
+    "_views",
+    "_applied",
     "watched_fields",
 )
 

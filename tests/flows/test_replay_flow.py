@@ -16,36 +16,67 @@ from tests.reference.oracle import decide as oracle_decide
 from tests.reference.randlog import random_scenario
 
 PIPELINE = {
-    "kind": "pipeline", "tenant": "acme", "entity": "deal", "category": "0",
-    "stages": [{"id": "NEW", "semantic": "process"}, {"id": "PREPARATION", "semantic": "process"},
-               {"id": "WON", "semantic": "success"}, {"id": "LOSE", "semantic": "failure"}],
+    "kind": "pipeline",
+    "tenant": "acme",
+    "entity": "deal",
+    "category": "0",
+    "stages": [
+        {"id": "NEW", "semantic": "process"},
+        {"id": "PREPARATION", "semantic": "process"},
+        {"id": "WON", "semantic": "success"},
+        {"id": "LOSE", "semantic": "failure"},
+    ],
 }
 WEBFORM = {
-    "kind": "trigger", "tenant": "acme", "id": "t-17", "entity": "deal", "category": "0",
-    "stage": "PREPARATION", "code": "WEBFORM", "params": {"form_id": "12"},
+    "kind": "trigger",
+    "tenant": "acme",
+    "id": "t-17",
+    "entity": "deal",
+    "category": "0",
+    "stage": "PREPARATION",
+    "code": "WEBFORM",
+    "params": {"form_id": "12"},
     "condition": {"any": [[{"field": "OPPORTUNITY", "op": ">", "value": 1000}]]},
 }
 
 
 def created(item: str, opportunity: int, at: str = "2026-11-25T09:00:00Z") -> dict[str, Any]:
-    return {"id": f"c-{item}", "type": "item.created", "tenant": "acme", "occurred_at": at,
-            "item": {"entity": "deal", "id": item},
-            "data": {"category": "0", "stage": "NEW", "fields": {"OPPORTUNITY": opportunity}}}
+    return {
+        "id": f"c-{item}",
+        "type": "item.created",
+        "tenant": "acme",
+        "occurred_at": at,
+        "item": {"entity": "deal", "id": item},
+        "data": {"category": "0", "stage": "NEW", "fields": {"OPPORTUNITY": opportunity}},
+    }
 
 
 def form(event_id: str, item: str, at: str = "2026-11-25T10:00:00Z") -> dict[str, Any]:
-    return {"id": event_id, "type": "form.submitted", "tenant": "acme", "occurred_at": at,
-            "item": {"entity": "deal", "id": item}, "data": {"form_id": "12"}}
+    return {
+        "id": event_id,
+        "type": "form.submitted",
+        "tenant": "acme",
+        "occurred_at": at,
+        "item": {"entity": "deal", "id": item},
+        "data": {"form_id": "12"},
+    }
 
 
 def test_the_spec_example_moves_the_deal(replay: Replay) -> None:
     result = replay([PIPELINE, WEBFORM], [created("42", 5000), form("evt-9f2", "42")])
     [move] = result.transitions
     assert move["item"] == {"entity": "deal", "id": "42"}
-    assert (move["from_stage"], move["to_stage"], move["direction"]) == ("NEW", "PREPARATION", "forward")
+    assert (move["from_stage"], move["to_stage"], move["direction"]) == (
+        "NEW",
+        "PREPARATION",
+        "forward",
+    )
     assert move["trigger"] == {"id": "t-17", "code": "WEBFORM"}
-    assert move["event"] == {"id": "evt-9f2", "type": "form.submitted",
-                             "occurred_at": "2026-11-25T10:00:00Z"}
+    assert move["event"] == {
+        "id": "evt-9f2",
+        "type": "form.submitted",
+        "occurred_at": "2026-11-25T10:00:00Z",
+    }
 
 
 def test_condition_false_moves_nothing_and_is_counted(replay: Replay) -> None:
@@ -58,18 +89,30 @@ def test_condition_false_moves_nothing_and_is_counted(replay: Replay) -> None:
 def test_every_bad_record_is_a_dead_letter_with_origin(replay: Replay, tmp_path: Any) -> None:
     events = [
         b"not json",
-        {"id": "e1", "type": "no.such", "occurred_at": "2026-11-25T10:00:00Z",
-         "item": {"entity": "deal", "id": "1"}},
-        {"id": "e2", "type": "email.read", "occurred_at": "2026-11-25T10:00:00",
-         "item": {"entity": "deal", "id": "1"}},
+        {
+            "id": "e1",
+            "type": "no.such",
+            "occurred_at": "2026-11-25T10:00:00Z",
+            "item": {"entity": "deal", "id": "1"},
+        },
+        {
+            "id": "e2",
+            "type": "email.read",
+            "occurred_at": "2026-11-25T10:00:00",
+            "item": {"entity": "deal", "id": "1"},
+        },
         form("e3", "unknown-item"),
         b"\xff\xfe{",
     ]
     result = replay([PIPELINE, WEBFORM, {"kind": "trigger", "id": "bad", "code": "NOPE"}], events)
     letters = result.dead_letters
     assert [d["code"] for d in letters] == [
-        "invalid_automation", "invalid_json", "unknown_event_type", "invalid_record",
-        "unknown_item", "invalid_json",
+        "invalid_automation",
+        "invalid_json",
+        "unknown_event_type",
+        "invalid_record",
+        "unknown_item",
+        "invalid_json",
     ]
     assert letters[0]["origin"]["line"] == 3
     assert [d["origin"]["line"] for d in letters[1:]] == [1, 2, 3, 4, 5]
@@ -102,9 +145,13 @@ def _lines(records: list[bytes]) -> list[bytes]:
     return [r for r in records if r.strip()]
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(seed=st.integers(0, 2**32 - 1), what_if=st.booleans())
-def test_dataflow_equals_sequential_state_and_reference(replay: Replay, seed: int, what_if: bool) -> None:
+def test_dataflow_equals_sequential_state_and_reference(
+    replay: Replay, seed: int, what_if: bool
+) -> None:
     automation, events = random_scenario(seed, n_events=300, n_items=30)
     result = replay(automation, events, what_if=what_if)
     expected = decide_sequentially(automation, events, what_if)
@@ -117,7 +164,9 @@ def test_dataflow_equals_sequential_state_and_reference(replay: Replay, seed: in
     assert result.summary.balanced()
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(seed=st.integers(0, 2**32 - 1))
 def test_two_workers_give_byte_identical_output(replay: Replay, seed: int) -> None:
     automation, events = random_scenario(seed, n_events=300, n_items=30)
@@ -129,7 +178,9 @@ def test_two_workers_give_byte_identical_output(replay: Replay, seed: int) -> No
     assert two.summary.counts == one.summary.counts
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(seed=st.integers(0, 2**32 - 1))
 def test_invariants_of_transitions(replay: Replay, seed: int) -> None:
     automation, events = random_scenario(seed, n_events=300, n_items=30)
@@ -147,8 +198,9 @@ def test_invariants_of_transitions(replay: Replay, seed: int) -> None:
         assert move["from_stage"] != move["to_stage"]
         if move["direction"] == "backward":
             assert (move["tenant"], move["trigger"]["id"]) in backwards_ok
-        per_event_item[(move["tenant"], move["item"]["entity"], move["item"]["id"],
-                        move["event"]["id"])] += 1
+        per_event_item[
+            (move["tenant"], move["item"]["entity"], move["item"]["id"], move["event"]["id"])
+        ] += 1
     assert all(n == 1 for n in per_event_item.values())
     assert len({m["id"] for m in result.transitions}) == len(result.transitions)
 

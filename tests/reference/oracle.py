@@ -230,8 +230,21 @@ ACTIVITY_CODES = {
 }
 EVENT_TYPES = LIFECYCLE_TYPES | set(ACTIVITY_CODES)
 NOT_WATCHED = {"STAGE_ID", "CATEGORY_ID", "ASSIGNED_BY_ID"}
-OPS = {"=", "!=", ">", ">=", "<", "<=", "in", "!in", "contain", "!contain", "empty", "!empty",
-       "between"}
+OPS = {
+    "=",
+    "!=",
+    ">",
+    ">=",
+    "<",
+    "<=",
+    "in",
+    "!in",
+    "contain",
+    "!contain",
+    "empty",
+    "!empty",
+    "between",
+}
 SEMANTICS = {"process", "success", "failure"}
 
 
@@ -244,6 +257,7 @@ class RecordError(Exception):
 
 
 # ----------------------------------------------------------------------------- small parsers
+
 
 def parse_id(value: Any, name: str) -> str:
     if isinstance(value, bool):
@@ -373,7 +387,7 @@ def cond_eq(a: Any, b: Any) -> bool:
 
 def eval_clause(clause: dict, fields: dict, data: dict) -> bool:
     name = clause["field"]
-    a = data.get(name[len("event."):]) if name.startswith("event.") else fields.get(name)
+    a = data.get(name[len("event.") :]) if name.startswith("event.") else fields.get(name)
     op = clause["op"]
     b = clause.get("value")
     if op == "=":
@@ -421,7 +435,7 @@ def validate_condition(cond: Any) -> dict | None:
     if cond is None:
         return None
     if not isinstance(cond, dict) or "any" not in cond or not isinstance(cond["any"], list):
-        raise RecordError("condition: must be an object {\"any\": [[clause, ...], ...]}")
+        raise RecordError('condition: must be an object {"any": [[clause, ...], ...]}')
     for gi, group in enumerate(cond["any"]):
         if not isinstance(group, list):
             raise RecordError(f"condition.any[{gi}]: must be a list of clauses")
@@ -444,8 +458,11 @@ def validate_condition(cond: Any) -> dict | None:
                 if not isinstance(value, list) or not all(_is_scalar(x) for x in value):
                     raise RecordError(f"{where}.value: must be a list of scalars for {op}")
             elif op == "between":
-                if not (isinstance(value, list) and len(value) == 2
-                        and all(_is_scalar(x) for x in value)):
+                if not (
+                    isinstance(value, list)
+                    and len(value) == 2
+                    and all(_is_scalar(x) for x in value)
+                ):
                     raise RecordError(f"{where}.value: must be [low, high] for between")
             elif not _is_scalar(value):
                 raise RecordError(f"{where}.value: must be a scalar for {op}")
@@ -453,6 +470,7 @@ def validate_condition(cond: Any) -> dict | None:
 
 
 # ----------------------------------------------------------------------------- automation
+
 
 @dataclass
 class Version:
@@ -553,13 +571,23 @@ def validate_trigger(obj: dict) -> tuple[tuple[str, str], bool, dict | None]:
     if isinstance(sort, bool) or not isinstance(sort, (int, float)):
         raise RecordError("sort: must be a number")
     condition = validate_condition(obj.get("condition"))
-    rec = {"tenant": tenant, "id": tid, "entity": entity, "category": category, "stage": stage,
-           "code": code, "params": params, "allow_backwards": allow_backwards, "sort": sort,
-           "condition": condition}
+    rec = {
+        "tenant": tenant,
+        "id": tid,
+        "entity": entity,
+        "category": category,
+        "stage": stage,
+        "code": code,
+        "params": params,
+        "allow_backwards": allow_backwards,
+        "sort": sort,
+        "condition": condition,
+    }
     return key, False, rec
 
 
 # ----------------------------------------------------------------------------- events
+
 
 @dataclass
 class ItemRef:
@@ -690,6 +718,7 @@ def params_match(trigger: dict, ev: Event) -> bool:
 
 # ----------------------------------------------------------------------------- the engine
 
+
 @dataclass
 class ItemState:
     deleted: bool
@@ -699,8 +728,12 @@ class ItemState:
 
 
 class Oracle:
-    def __init__(self, automation: list[bytes | str], what_if: bool = False,
-                 max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> None:
+    def __init__(
+        self,
+        automation: list[bytes | str],
+        what_if: bool = False,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    ) -> None:
         self.what_if = what_if
         self.max_record_bytes = max_record_bytes
         self.transitions: list[dict] = []
@@ -716,10 +749,12 @@ class Oracle:
             self._load_automation(index, raw)
 
     # -- output helpers
-    def _dead(self, code: str, source: str, index: int, message: str,
-              item: str | None = None) -> None:
+    def _dead(
+        self, code: str, source: str, index: int, message: str, item: str | None = None
+    ) -> None:
         self.dead_letters.append(
-            {"code": code, "source": source, "index": index, "item": item, "message": message})
+            {"code": code, "source": source, "index": index, "item": item, "message": message}
+        )
         self.counts[f"dead:{code}"] += 1
 
     # -- automation
@@ -759,15 +794,20 @@ class Oracle:
     def _pipeline(self, tenant: str, entity: str, category: str, ev: Event) -> dict | None:
         return pick_version(self.pipelines.get((tenant, entity, category), []), self._at(ev))
 
-    def _triggers_in_force(self, tenant: str, entity: str, category: str, code: str,
-                           ev: Event) -> list[dict]:
+    def _triggers_in_force(
+        self, tenant: str, entity: str, category: str, code: str, ev: Event
+    ) -> list[dict]:
         out = []
         for (t_tenant, _tid), versions in self.triggers.items():
             if t_tenant != tenant:
                 continue
             rec = pick_version(versions, self._at(ev))
-            if rec and rec["entity"] == entity and rec["category"] == category \
-                    and rec["code"] == code:
+            if (
+                rec
+                and rec["entity"] == entity
+                and rec["category"] == category
+                and rec["code"] == code
+            ):
                 out.append(rec)
         return out
 
@@ -803,8 +843,12 @@ class Oracle:
 
         if ev.type == "item.created":
             category = opt_id(data, "category", "data.category") or ref.hint_category or "0"
-            self.items[key] = ItemState(False, category, parse_id(data["stage"], "stage"),
-                                        copy.deepcopy(data.get("fields") or {}))
+            self.items[key] = ItemState(
+                False,
+                category,
+                parse_id(data["stage"], "stage"),
+                copy.deepcopy(data.get("fields") or {}),
+            )
             self.seen.add(seen_key)
             self.counts["created"] += 1
             return
@@ -852,9 +896,13 @@ class Oracle:
             return
         if state is None:
             if ref.hint_stage is None:
-                self._dead("unknown_item", "events", index,
-                           f"item {item_name} is unknown and the event has no stage hint",
-                           item_name)
+                self._dead(
+                    "unknown_item",
+                    "events",
+                    index,
+                    f"item {item_name} is unknown and the event has no stage hint",
+                    item_name,
+                )
                 return
             state = ItemState(False, ref.hint_category or "0", ref.hint_stage, {})
         else:
@@ -870,9 +918,14 @@ class Oracle:
             return
         stages = pipeline["stages"]
         if state.stage not in stages:
-            self._dead("unknown_stage", "events", index,
-                       f"stage {state.stage!r} of {item_name} is not in pipeline "
-                       f"{ev.tenant}/{ref.entity}/{state.category}", item_name)
+            self._dead(
+                "unknown_stage",
+                "events",
+                index,
+                f"stage {state.stage!r} of {item_name} is not in pipeline "
+                f"{ev.tenant}/{ref.entity}/{state.category}",
+                item_name,
+            )
             return
         current = stages.index(state.stage)
 
@@ -889,8 +942,7 @@ class Oracle:
                     candidates.append((pos, trig["sort"], trig["id"], trig))
             candidates.sort(key=lambda c: (c[0], c[1], c[2]))
             for pos, _sort, _tid, trig in candidates:
-                if params_match(trig, ev) and eval_condition(trig["condition"], state.fields,
-                                                             data):
+                if params_match(trig, ev) and eval_condition(trig["condition"], state.fields, data):
                     moved = (pos, trig)
                     break
             if moved:
@@ -919,8 +971,12 @@ class Oracle:
         self.seen.add(seen_key)
 
 
-def decide(automation: list[bytes | str], events: list[bytes | str], what_if: bool = False,
-           max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> tuple[list[dict], list[dict]]:
+def decide(
+    automation: list[bytes | str],
+    events: list[bytes | str],
+    what_if: bool = False,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+) -> tuple[list[dict], list[dict]]:
     oracle = Oracle(automation, what_if=what_if, max_record_bytes=max_record_bytes)
     for raw in events:
         oracle.feed(raw)

@@ -25,8 +25,15 @@ BASE = _dt.datetime(2026, 11, 1, 0, 0, 0, tzinfo=_dt.UTC)
 STEP = 60  # seconds between consecutive events, on average
 
 FIELD_POOL = ["OPPORTUNITY", "TITLE", "SOURCE_ID", "ASSIGNED_BY_ID", "UF_SCORE", "COMMENTS"]
-WATCH_POOL = ["OPPORTUNITY", "TITLE", "SOURCE_ID", "UF_SCORE", "COMMENTS", "ASSIGNED_BY_ID",
-              "STAGE_ID"]
+WATCH_POOL = [
+    "OPPORTUNITY",
+    "TITLE",
+    "SOURCE_ID",
+    "UF_SCORE",
+    "COMMENTS",
+    "ASSIGNED_BY_ID",
+    "STAGE_ID",
+]
 FORM_IDS = ["1", "2", 3]
 TEMPLATE_IDS = ["t1", "t2"]
 LINES = ["1", "2"]
@@ -39,17 +46,53 @@ WEBHOOK_CODES = ["wh1", "wh2"]
 APP_IDS = ["app1", "app2"]
 APP_CODES = ["c1", "c2"]
 
-ALL_CODES = ["RESP_CHANGED", "FIELD_CHANGED", "WEBFORM", "CALLBACK", "DOCUMENT_CREATE",
-             "DOCUMENT_VIEW", "VISIT", "RESOURCE_BOOKING", "EMAIL", "EMAIL_SENT", "EMAIL_READ",
-             "EMAIL_LINK", "CALL", "OUTGOING_CALL", "MISSED_CALL", "OPENLINE", "OPENLINE_MSG",
-             "OPENLINE_ANSWER", "OPENLINE_ANSWER_CTRL", "TASK_STATUS", "WEBHOOK", "APP",
-             "ORDER_PAID"]
+ALL_CODES = [
+    "RESP_CHANGED",
+    "FIELD_CHANGED",
+    "WEBFORM",
+    "CALLBACK",
+    "DOCUMENT_CREATE",
+    "DOCUMENT_VIEW",
+    "VISIT",
+    "RESOURCE_BOOKING",
+    "EMAIL",
+    "EMAIL_SENT",
+    "EMAIL_READ",
+    "EMAIL_LINK",
+    "CALL",
+    "OUTGOING_CALL",
+    "MISSED_CALL",
+    "OPENLINE",
+    "OPENLINE_MSG",
+    "OPENLINE_ANSWER",
+    "OPENLINE_ANSWER_CTRL",
+    "TASK_STATUS",
+    "WEBHOOK",
+    "APP",
+    "ORDER_PAID",
+]
 
-ACTIVITY_TYPES = ["form.submitted", "document.created", "document.opened", "visit.registered",
-                  "resource.booked", "email.received", "email.sent", "email.read",
-                  "email.link_clicked", "call.incoming", "call.outgoing", "call.missed",
-                  "chat.started", "chat.message", "chat.answered", "task.status_changed",
-                  "webhook", "app.trigger", "order.paid"]
+ACTIVITY_TYPES = [
+    "form.submitted",
+    "document.created",
+    "document.opened",
+    "visit.registered",
+    "resource.booked",
+    "email.received",
+    "email.sent",
+    "email.read",
+    "email.link_clicked",
+    "call.incoming",
+    "call.outgoing",
+    "call.missed",
+    "chat.started",
+    "chat.message",
+    "chat.answered",
+    "task.status_changed",
+    "webhook",
+    "app.trigger",
+    "order.paid",
+]
 
 
 def _dump(obj: Any) -> bytes:
@@ -85,12 +128,26 @@ def _random_value(rng: random.Random, fname: str) -> Any:
 
 def _random_clause(rng: random.Random, event_fields: bool) -> dict:
     if event_fields and rng.random() < 0.5:
-        name = rng.choice(["event.answer_time_sec", "event.form_id", "event.text",
-                           "event.amount"])
+        name = rng.choice(["event.answer_time_sec", "event.form_id", "event.text", "event.amount"])
     else:
         name = rng.choice(FIELD_POOL)
-    op = rng.choice(["=", "!=", ">", ">=", "<", "<=", "in", "!in", "contain", "!contain",
-                     "empty", "!empty", "between"])
+    op = rng.choice(
+        [
+            "=",
+            "!=",
+            ">",
+            ">=",
+            "<",
+            "<=",
+            "in",
+            "!in",
+            "contain",
+            "!contain",
+            "empty",
+            "!empty",
+            "between",
+        ]
+    )
     if op in ("empty", "!empty"):
         return {"field": name, "op": op}
     if op in ("in", "!in"):
@@ -115,11 +172,13 @@ def _random_condition(rng: random.Random, code: str) -> dict | None:
     ctrl = code == "OPENLINE_ANSWER_CTRL"
     groups = []
     for _ in range(rng.randint(1, 2)):
-        groups.append([_random_clause(rng, ctrl or rng.random() < 0.2)
-                       for _ in range(rng.randint(1, 2))])
+        groups.append(
+            [_random_clause(rng, ctrl or rng.random() < 0.2) for _ in range(rng.randint(1, 2))]
+        )
     if ctrl and rng.random() < 0.7:
-        groups = [[{"field": "event.answer_time_sec", "op": "<=",
-                    "value": rng.choice([30, 60, "60"])}]]
+        groups = [
+            [{"field": "event.answer_time_sec", "op": "<=", "value": rng.choice([30, 60, "60"])}]
+        ]
     return {"any": groups}
 
 
@@ -137,8 +196,14 @@ def _random_params(rng: random.Random, code: str) -> dict | None:
     elif code == "EMAIL_LINK":
         if rng.random() < 0.7:
             p["url"] = rng.choice(URL_PREFIXES)
-    elif code in ("CALL", "OUTGOING_CALL", "MISSED_CALL", "OPENLINE", "OPENLINE_ANSWER",
-                  "OPENLINE_ANSWER_CTRL"):
+    elif code in (
+        "CALL",
+        "OUTGOING_CALL",
+        "MISSED_CALL",
+        "OPENLINE",
+        "OPENLINE_ANSWER",
+        "OPENLINE_ANSWER_CTRL",
+    ):
         if rng.random() < 0.6:
             p["line"] = rng.choice(LINES)
     elif code == "OPENLINE_MSG":
@@ -163,10 +228,11 @@ def _random_params(rng: random.Random, code: str) -> dict | None:
     return p
 
 
-def random_scenario(seed: int, n_events: int, n_items: int,
-                    tenants: int = 2) -> tuple[list[bytes], list[bytes]]:
+def random_scenario(
+    seed: int, n_events: int, n_items: int, tenants: int = 2
+) -> tuple[list[bytes], list[bytes]]:
     rng = random.Random(seed)
-    tenant_names = ["default", "acme", "globex", "initech", "umbrella"][:max(1, tenants)]
+    tenant_names = ["default", "acme", "globex", "initech", "umbrella"][: max(1, tenants)]
     while len(tenant_names) < tenants:
         tenant_names.append(f"t{len(tenant_names)}")
     span = n_events * STEP  # the event period, in seconds from BASE
@@ -187,16 +253,22 @@ def random_scenario(seed: int, n_events: int, n_items: int,
             for cat in cats:
                 n_stages = rng.randint(3, 6)
                 prefix = "" if cat == "0" else f"C{cat}:"
-                process = [f"{prefix}{name}" for name in
-                           ["NEW", "PREPARATION", "PROPOSAL", "NEGOTIATION"][:n_stages - 2]]
+                process = [
+                    f"{prefix}{name}"
+                    for name in ["NEW", "PREPARATION", "PROPOSAL", "NEGOTIATION"][: n_stages - 2]
+                ]
                 finals = [(f"{prefix}WON", "success"), (f"{prefix}LOSE", "failure")]
                 if rng.random() < 0.3:
                     finals.reverse()
-                stages = [{"id": s, "semantic": "process"} for s in process] + \
-                         [{"id": s, "semantic": sem} for s, sem in finals]
-                rec: dict[str, Any] = {"kind": "pipeline", "entity": entity,
-                                       "category": cat if cat != "0" or rng.random() < 0.8 else 0,
-                                       "stages": stages}
+                stages = [{"id": s, "semantic": "process"} for s in process] + [
+                    {"id": s, "semantic": sem} for s, sem in finals
+                ]
+                rec: dict[str, Any] = {
+                    "kind": "pipeline",
+                    "entity": entity,
+                    "category": cat if cat != "0" or rng.random() < 0.8 else 0,
+                    "stages": stages,
+                }
                 if rng.random() < 0.6:
                     rec["updated_at"] = _fmt_time(-86400 * rng.randint(1, 30), rng)
                 automation.append(_dump(tenant_field(rec, tenant)))
@@ -215,9 +287,14 @@ def random_scenario(seed: int, n_events: int, n_items: int,
         stages = pipelines[(tenant, entity, cat)]
         code = rng.choice(ALL_CODES)
         tid: Any = f"t-{i}" if rng.random() < 0.8 else 100 + i
-        rec = {"kind": "trigger", "id": tid, "entity": entity, "category": cat,
-               "stage": rng.choice(stages[1:]) if rng.random() < 0.85 else stages[0],
-               "code": code}
+        rec = {
+            "kind": "trigger",
+            "id": tid,
+            "entity": entity,
+            "category": cat,
+            "stage": rng.choice(stages[1:]) if rng.random() < 0.85 else stages[0],
+            "code": code,
+        }
         params = _random_params(rng, code)
         if params is not None:
             rec["params"] = params
@@ -239,26 +316,92 @@ def random_scenario(seed: int, n_events: int, n_items: int,
     # a few invalid automation records
     invalid: list[bytes] = []
     t0, e0, c0 = pipe_keys[0]
-    invalid.append(_dump(tenant_field({"kind": "trigger", "id": "bad-code", "entity": e0,
-                                       "category": c0, "stage": pipelines[pipe_keys[0]][1],
-                                       "code": "TELEPATHY"}, t0)))
-    invalid.append(_dump(tenant_field({"kind": "trigger", "id": "bad-stage", "entity": e0,
-                                       "category": c0, "stage": "NO_SUCH_STAGE",
-                                       "code": "VISIT"}, t0)))
-    invalid.append(_dump(tenant_field({"kind": "trigger", "id": "bad-cond", "entity": e0,
-                                       "category": c0, "stage": pipelines[pipe_keys[0]][1],
-                                       "code": "EMAIL",
-                                       "condition": {"any": [{"field": "X", "op": "~",
-                                                              "value": 1}]}}, t0)))
-    invalid.append(_dump(tenant_field({"kind": "trigger", "id": "no-entity", "category": c0,
-                                       "stage": pipelines[pipe_keys[0]][1], "code": "EMAIL"},
-                                      t0)))
-    invalid.append(_dump(tenant_field({"kind": "trigger", "id": "bad-time", "entity": e0,
-                                       "category": c0, "stage": pipelines[pipe_keys[0]][1],
-                                       "code": "EMAIL", "updated_at": "2026-11-01T10:00:00"},
-                                      t0)))
-    invalid.append(_dump({"kind": "pipeline", "entity": "deal", "category": "9",
-                          "stages": [{"id": "A", "semantic": "maybe"}]}))
+    invalid.append(
+        _dump(
+            tenant_field(
+                {
+                    "kind": "trigger",
+                    "id": "bad-code",
+                    "entity": e0,
+                    "category": c0,
+                    "stage": pipelines[pipe_keys[0]][1],
+                    "code": "TELEPATHY",
+                },
+                t0,
+            )
+        )
+    )
+    invalid.append(
+        _dump(
+            tenant_field(
+                {
+                    "kind": "trigger",
+                    "id": "bad-stage",
+                    "entity": e0,
+                    "category": c0,
+                    "stage": "NO_SUCH_STAGE",
+                    "code": "VISIT",
+                },
+                t0,
+            )
+        )
+    )
+    invalid.append(
+        _dump(
+            tenant_field(
+                {
+                    "kind": "trigger",
+                    "id": "bad-cond",
+                    "entity": e0,
+                    "category": c0,
+                    "stage": pipelines[pipe_keys[0]][1],
+                    "code": "EMAIL",
+                    "condition": {"any": [{"field": "X", "op": "~", "value": 1}]},
+                },
+                t0,
+            )
+        )
+    )
+    invalid.append(
+        _dump(
+            tenant_field(
+                {
+                    "kind": "trigger",
+                    "id": "no-entity",
+                    "category": c0,
+                    "stage": pipelines[pipe_keys[0]][1],
+                    "code": "EMAIL",
+                },
+                t0,
+            )
+        )
+    )
+    invalid.append(
+        _dump(
+            tenant_field(
+                {
+                    "kind": "trigger",
+                    "id": "bad-time",
+                    "entity": e0,
+                    "category": c0,
+                    "stage": pipelines[pipe_keys[0]][1],
+                    "code": "EMAIL",
+                    "updated_at": "2026-11-01T10:00:00",
+                },
+                t0,
+            )
+        )
+    )
+    invalid.append(
+        _dump(
+            {
+                "kind": "pipeline",
+                "entity": "deal",
+                "category": "9",
+                "stages": [{"id": "A", "semantic": "maybe"}],
+            }
+        )
+    )
     invalid.append(b'{"kind": "trigger", "id": "broken"')
     invalid.append(_dump({"kind": "robot", "id": "r1"}))
     # an invalid UPDATE of an existing trigger: the previous version must stay in force
@@ -286,19 +429,37 @@ def random_scenario(seed: int, n_events: int, n_items: int,
                 proc = proc[:1] + proc[2:]  # a process stage disappears
             proc = [*proc, new_stage]
             ids = proc + old[n_proc:]
-            stages = [{"id": s, "semantic": "process"} for s in proc] + \
-                     [{"id": s, "semantic": "success" if s.endswith("WON") else "failure"}
-                      for s in old[n_proc:]]
+            stages = [{"id": s, "semantic": "process"} for s in proc] + [
+                {"id": s, "semantic": "success" if s.endswith("WON") else "failure"}
+                for s in old[n_proc:]
+            ]
             at = rng.uniform(0.1 * span, 0.6 * span)
-            later.append(_dump(tenant_field({"kind": "pipeline", "entity": entity,
-                                             "category": cat, "stages": stages,
-                                             "updated_at": _fmt_time(at, rng)}, tenant)))
+            later.append(
+                _dump(
+                    tenant_field(
+                        {
+                            "kind": "pipeline",
+                            "entity": entity,
+                            "category": cat,
+                            "stages": stages,
+                            "updated_at": _fmt_time(at, rng),
+                        },
+                        tenant,
+                    )
+                )
+            )
             pipelines[key] = ids
             # a trigger on the new stage, in force from the same time or later
             code = rng.choice(ALL_CODES)
-            rec = {"kind": "trigger", "id": f"x-{entity}-{cat}", "entity": entity,
-                   "category": cat, "stage": new_stage, "code": code,
-                   "updated_at": _fmt_time(at + rng.uniform(0, 0.2 * span), rng)}
+            rec = {
+                "kind": "trigger",
+                "id": f"x-{entity}-{cat}",
+                "entity": entity,
+                "category": cat,
+                "stage": new_stage,
+                "code": code,
+                "updated_at": _fmt_time(at + rng.uniform(0, 0.2 * span), rng),
+            }
             params = _random_params(rng, code)
             if params is not None:
                 rec["params"] = params
@@ -324,10 +485,20 @@ def random_scenario(seed: int, n_events: int, n_items: int,
             later.append(_dump(tenant_field(dele, tenant)))
     if rng.random() < 0.5:
         tenant, entity, cat = rng.choice(pipe_keys)
-        later.append(_dump(tenant_field({"kind": "pipeline", "entity": entity, "category": cat,
-                                         "deleted": True,
-                                         "updated_at": _fmt_time(rng.uniform(0.5, 0.9) * span,
-                                                                 rng)}, tenant)))
+        later.append(
+            _dump(
+                tenant_field(
+                    {
+                        "kind": "pipeline",
+                        "entity": entity,
+                        "category": cat,
+                        "deleted": True,
+                        "updated_at": _fmt_time(rng.uniform(0.5, 0.9) * span, rng),
+                    },
+                    tenant,
+                )
+            )
+        )
     automation.extend(later)
 
     # ------------------------------------------------------------------ items
@@ -337,8 +508,16 @@ def random_scenario(seed: int, n_events: int, n_items: int,
         ids = pipe_v1[(tenant, entity, cat)]
         iid: Any = n + 1 if rng.random() < 0.3 else f"{entity[:1]}{n + 1}"
         stage = ids[0] if rng.random() < 0.7 else rng.choice(ids)
-        items.append({"tenant": tenant, "entity": entity, "id": iid, "category": cat,
-                      "stage": stage, "known": rng.random() < 0.85})
+        items.append(
+            {
+                "tenant": tenant,
+                "entity": entity,
+                "id": iid,
+                "category": cat,
+                "stage": stage,
+                "known": rng.random() < 0.85,
+            }
+        )
 
     # ------------------------------------------------------------------ events
     oracle = Oracle(automation)
@@ -382,8 +561,12 @@ def random_scenario(seed: int, n_events: int, n_items: int,
                 echoed_late.append(tr)
 
     def base_event(etype: str, item: dict, data: dict | None, hint: str | None = None) -> dict:
-        ev: dict[str, Any] = {"id": new_event_id(), "type": etype, "occurred_at": next_time(),
-                              "item": ref(item, hint)}
+        ev: dict[str, Any] = {
+            "id": new_event_id(),
+            "type": etype,
+            "occurred_at": next_time(),
+            "item": ref(item, hint),
+        }
         if data is not None:
             ev["data"] = data
         return tenant_field(ev, item["tenant"])
@@ -391,8 +574,10 @@ def random_scenario(seed: int, n_events: int, n_items: int,
     def created_data(item: dict) -> dict:
         ids = pipe_v1[(item["tenant"], item["entity"], item["category"])]
         fields = {f: _random_value(rng, f) for f in rng.sample(FIELD_POOL, k=rng.randint(1, 4))}
-        d: dict[str, Any] = {"stage": item["stage"] if rng.random() < 0.8 else rng.choice(ids),
-                             "fields": fields}
+        d: dict[str, Any] = {
+            "stage": item["stage"] if rng.random() < 0.8 else rng.choice(ids),
+            "fields": fields,
+        }
         if item["category"] != "0" or rng.random() < 0.7:
             d["category"] = item["category"]
         return d
@@ -462,22 +647,39 @@ def random_scenario(seed: int, n_events: int, n_items: int,
         return _dump(ev)
 
     def item_of(tr: dict) -> dict:
-        return {"tenant": tr["tenant"], "entity": tr["item"]["entity"], "id": tr["item"]["id"],
-                "category": tr["category"]}
+        return {
+            "tenant": tr["tenant"],
+            "entity": tr["item"]["entity"],
+            "id": tr["item"]["id"],
+            "category": tr["category"],
+        }
 
     known_items = [it for it in items if it["known"]] or items
     code_types = {
-        "RESP_CHANGED": "item.updated", "FIELD_CHANGED": "item.updated",
-        "WEBFORM": "form.submitted", "CALLBACK": "form.submitted",
-        "DOCUMENT_CREATE": "document.created", "DOCUMENT_VIEW": "document.opened",
-        "VISIT": "visit.registered", "RESOURCE_BOOKING": "resource.booked",
-        "EMAIL": "email.received", "EMAIL_SENT": "email.sent", "EMAIL_READ": "email.read",
-        "EMAIL_LINK": "email.link_clicked", "CALL": "call.incoming",
-        "OUTGOING_CALL": "call.outgoing", "MISSED_CALL": "call.missed",
-        "OPENLINE": "chat.started", "OPENLINE_MSG": "chat.message",
-        "OPENLINE_ANSWER": "chat.answered", "OPENLINE_ANSWER_CTRL": "chat.answered",
-        "TASK_STATUS": "task.status_changed", "WEBHOOK": "webhook", "APP": "app.trigger",
-        "ORDER_PAID": "order.paid"}
+        "RESP_CHANGED": "item.updated",
+        "FIELD_CHANGED": "item.updated",
+        "WEBFORM": "form.submitted",
+        "CALLBACK": "form.submitted",
+        "DOCUMENT_CREATE": "document.created",
+        "DOCUMENT_VIEW": "document.opened",
+        "VISIT": "visit.registered",
+        "RESOURCE_BOOKING": "resource.booked",
+        "EMAIL": "email.received",
+        "EMAIL_SENT": "email.sent",
+        "EMAIL_READ": "email.read",
+        "EMAIL_LINK": "email.link_clicked",
+        "CALL": "call.incoming",
+        "OUTGOING_CALL": "call.outgoing",
+        "MISSED_CALL": "call.missed",
+        "OPENLINE": "chat.started",
+        "OPENLINE_MSG": "chat.message",
+        "OPENLINE_ANSWER": "chat.answered",
+        "OPENLINE_ANSWER_CTRL": "chat.answered",
+        "TASK_STATUS": "task.status_changed",
+        "WEBHOOK": "webhook",
+        "APP": "app.trigger",
+        "ORDER_PAID": "order.paid",
+    }
     useful_types: dict[str, list[str]] = {}
     for (tenant, _tid), rec in sorted(triggers.items()):
         t = code_types[rec["code"]]
@@ -498,16 +700,22 @@ def random_scenario(seed: int, n_events: int, n_items: int,
             it = item_of(tr)
             stage = tr["to_stage"]
             if rng.random() < 0.1:
-                stage = rng.choice(pipelines[(tr["tenant"], tr["item"]["entity"],
-                                              tr["category"])])
-            emit(base_event("item.stage_changed", it,
-                            {"stage": stage, "category": tr["category"],
-                             "transition_id": tr["id"]}))
+                stage = rng.choice(pipelines[(tr["tenant"], tr["item"]["entity"], tr["category"])])
+            emit(
+                base_event(
+                    "item.stage_changed",
+                    it,
+                    {"stage": stage, "category": tr["category"], "transition_id": tr["id"]},
+                )
+            )
         if echoed_late and rng.random() < 0.05:
             tr = echoed_late.pop(0)
             it = item_of(tr)
-            emit(base_event("item.stage_changed", it,
-                            {"stage": tr["to_stage"], "transition_id": tr["id"]}))
+            emit(
+                base_event(
+                    "item.stage_changed", it, {"stage": tr["to_stage"], "transition_id": tr["id"]}
+                )
+            )
 
         r = rng.random()
         item = rng.choice(known_items) if rng.random() < 0.9 else rng.choice(items)
@@ -520,8 +728,9 @@ def random_scenario(seed: int, n_events: int, n_items: int,
             events.append(raw)
             oracle.feed(raw)
         elif r < 0.22:
-            changes = {f: _random_value(rng, f)
-                       for f in rng.sample(FIELD_POOL, k=rng.randint(1, 3))}
+            changes = {
+                f: _random_value(rng, f) for f in rng.sample(FIELD_POOL, k=rng.randint(1, 3))
+            }
             if rng.random() < 0.05:
                 changes = {}
             hint = "stage" if not item["known"] and rng.random() < 0.5 else None
@@ -531,8 +740,13 @@ def random_scenario(seed: int, n_events: int, n_items: int,
             data: dict[str, Any] = {"stage": rng.choice(stages)}
             if rng.random() < 0.1:
                 # moved to another pipeline of the same entity, when there is one
-                others = [k for k in pipe_keys if k[0] == item["tenant"]
-                          and k[1] == item["entity"] and k[2] != item["category"]]
+                others = [
+                    k
+                    for k in pipe_keys
+                    if k[0] == item["tenant"]
+                    and k[1] == item["entity"]
+                    and k[2] != item["category"]
+                ]
                 if others:
                     k = rng.choice(others)
                     data = {"stage": rng.choice(pipelines[k]), "category": k[2]}
@@ -554,8 +768,9 @@ def random_scenario(seed: int, n_events: int, n_items: int,
             etype = pick_type(item["tenant"])
             ev = base_event(etype, item, activity_data(etype))
             del ev["item"]
-            ev["items"] = [ref(i, "stage" if not i["known"] and rng.random() < 0.5 else None)
-                           for i in chosen]
+            ev["items"] = [
+                ref(i, "stage" if not i["known"] and rng.random() < 0.5 else None) for i in chosen
+            ]
             emit(ev)
         elif r < 0.47:
             # an item nobody has heard of, with or without a hint
