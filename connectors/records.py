@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import msgspec
 import orjson
 
 from state.codes import EVENT_TYPES, TRIGGER_CODES, id_text, normalize_params
@@ -121,65 +122,82 @@ def _object(
 
 
 def parse_event(obj: Any) -> Event | Rejection:
-    """An event record (spec 2.2), or why it is not one."""
-    event = _fast_event(obj)
-    if event is not None:
-        return event
+    """An event record (spec 2.2) from decoded JSON, or why it is not one."""
     try:
         return _event(obj)
     except _InvalidRecordError as bad:
         return Rejection(bad.code, bad.message)
 
 
-_FAST_TYPES = EVENT_TYPES - {"item.created", "item.stage_changed"}
+def decode_event(raw: bytes, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Event | Rejection:
+    """An event record from its bytes: `load_json` then `parse_event`, only faster.
+
+    The common well-formed event is decoded and type-checked by msgspec in one C
+    pass into a wire struct; anything it does not accept takes the general path,
+    which alone decides every error and its message.
+    """
+    if len(raw) > max_bytes:
+        return Rejection("too_large", f"record has {len(raw)} bytes, the limit is {max_bytes}")
+    try:
+        event = _fast_event(_decode_wire(raw))
+    except (msgspec.ValidationError, msgspec.DecodeError, _InvalidRecordError, ValueError):
+        event = None
+    if event is not None:
+        return event
+    obj = load_json(raw, max_bytes)
+    return obj if type(obj) is Rejection else parse_event(obj)
+
+
+class _WireRef(msgspec.Struct):
+    entity: str
+    id: str | int
+    category: str | int | None = None
+    stage: str | int | None = None
+
+
+class _WireEvent(msgspec.Struct):
+    id: str | int
+    type: str
+    occurred_at: str
+    tenant: str | None = None
+    item: _WireRef | None = None
+    items: list[_WireRef] | None = None
+    data: dict[str, Any] | None = None
+
+
+_decode_wire = msgspec.json.Decoder(_WireEvent).decode
 _fromisoformat = datetime.fromisoformat
 
 
-def _fast_event(obj: Any) -> Event | None:
-    """The common, well-formed event with one item, checked inline; None: take the slow path.
-
-    Accepts a subset of what `_event` accepts and builds the same Event, so the slow
-    path alone decides every error and its message.
-    """
-    if type(obj) is not dict or "items" in obj:
+def _fast_event(wire: _WireEvent) -> Event | None:
+    """The Event of a one-item wire event that needs no more checks; None: go the long way."""
+    etype, ref, tenant = wire.type, wire.item, wire.tenant
+    if ref is None or wire.items is not None or etype not in EVENT_TYPES:
         return None
-    get = obj.get
-    event_id, etype, occurred_at, item = get("id"), get("type"), get("occurred_at"), get("item")
-    tenant, data = get("tenant", DEFAULT_TENANT), get("data")
-    if (
-        type(event_id) is not str
-        or not event_id
-        or type(etype) is not str
-        or etype not in _FAST_TYPES
-        or type(tenant) is not str
-        or not tenant
-        or "/" in tenant
-        or type(occurred_at) is not str
-        or type(item) is not dict
-    ):
+    if tenant is None:
+        tenant = DEFAULT_TENANT
+    elif not tenant or "/" in tenant:
         return None
-    if data is None:
-        data = {}
-    elif type(data) is not dict:
-        return None
-    if etype == "item.updated" and type(data.get("changes")) is not dict:
-        return None
-    entity, item_id = item.get("entity"), item.get("id")
-    if type(entity) is not str or not entity or "/" in entity or len(item) != 2:
-        return None
-    if type(item_id) is not str:
-        if type(item_id) is not int:
-            return None
+    event_id, item_id, entity = wire.id, ref.id, ref.entity
+    if type(event_id) is int:
+        event_id = str(event_id)
+    if type(item_id) is int:
         item_id = str(item_id)
-    elif not item_id:
+    if not event_id or not item_id or not entity or "/" in entity:
         return None
-    try:
-        at = _fromisoformat(occurred_at)
-    except ValueError:
-        return None
+    at = _fromisoformat(wire.occurred_at)
     if at.tzinfo is None:
         return None
-    return Event(event_id, etype, tenant, occurred_at, at, (ItemRef(entity, item_id),), data)
+    data = wire.data
+    if data is None:
+        data = {}
+    if etype in _LIFECYCLE_DATA:
+        _LIFECYCLE_DATA[etype](data)
+    if ref.category is None and ref.stage is None:
+        item = ItemRef(entity, item_id)  # type: ignore[arg-type]
+    else:
+        item = _item_ref(msgspec.structs.asdict(ref), "item.")
+    return Event(event_id, etype, tenant, wire.occurred_at, at, (item,), data)  # type: ignore[arg-type]
 
 
 def _event(obj: Any) -> Event:

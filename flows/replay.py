@@ -19,6 +19,8 @@ from bytewax.dataflow import Dataflow
 from connectors.jsonl import OrderedFileSink, ReplayInputs, ReplaySource
 from connectors.summary import Summary, SummarySink
 from flows.dataflow import FlowSettings, build_flow
+from flows.runtime import tune_gc
+from flows.runtime import tune_gc
 from flows.settings import ReplaySettings
 
 
@@ -29,6 +31,8 @@ def print_summary(summary: Summary) -> None:
 def replay_flow(
     settings: ReplaySettings, report: Callable[[Summary], None] = print_summary
 ) -> Dataflow:
+    """The replay job over `settings`' files; `report` receives the summary at the end."""
+    tune_gc()
     inputs = ReplayInputs.from_paths(settings.automation, settings.events, settings.progress)
     return build_flow(
         ReplaySource(inputs),

@@ -24,7 +24,7 @@ from state.model import (
     item_key,
     transition_id,
 )
-from state.table import PipelineView, TriggerTable
+from state.table import Candidate, TriggerTable
 
 DEFAULT_SEEN_WINDOW = 32
 """Event ids remembered per item to drop producer retries (8 bytes each)."""
@@ -44,6 +44,8 @@ ITEM_DELETED = Decided("item_deleted")
 NO_PIPELINE = Decided("no_pipeline")
 
 _pack = Struct("<II").pack
+_LIFECYCLE_ONLY = LIFECYCLE - {"item.updated"}
+"""Lifecycle events that fire no trigger."""
 
 
 def fingerprint(text: str) -> bytes:
@@ -101,35 +103,41 @@ class Board:
         self.table = table
         self.items: dict[str, ItemState] = {}
         self.seen_window = seen_window
+        self._seen_bytes = 8 * seen_window
 
     def decide(self, event: Event, ref: ItemRef, key: str | None = None) -> Outcome:
         """Apply one event to one item it names (`key`: its item key); at most one move."""
         if key is None:
             key = item_key(event.tenant, ref.entity, ref.id)
         state = self.items.get(key)
-        mark = fingerprint(event.id)
-        if state is not None and state.has_seen(mark):
-            return DUPLICATE
+        raw_id = event.id.encode()
+        mark = _pack(crc32(raw_id), crc32(raw_id[::-1]))  # fingerprint(event.id), inlined
         etype = event.type
-        if etype in LIFECYCLE and etype != "item.updated":
-            outcome, state = self._lifecycle(event, ref, state)
-        elif state is None or state.deleted:
-            if state is not None:
-                outcome = ITEM_DELETED
-            elif ref.stage is None:
-                return Rejection(
-                    "unknown_item",
-                    f"item {key} is not known and the event carries no stage hint "
-                    "(item.category and item.stage)",
-                )
-            else:
-                state = ItemState(ref.category or "0", ref.stage)
+        if state is not None:
+            if mark in state.seen and state.has_seen(mark):
+                return DUPLICATE
+            if not state.deleted and etype not in _LIFECYCLE_ONLY:
+                # The hot path: an activity event or a field change for a live item.
                 outcome = self._fire(event, ref, state)
+                if type(outcome) is not Rejection:
+                    seen = state.seen + mark
+                    state.seen = seen if len(seen) <= self._seen_bytes else seen[8:]
+                return outcome
+        if etype in _LIFECYCLE_ONLY:
+            outcome, state = self._lifecycle(event, ref, state)
+        elif state is not None:
+            outcome = ITEM_DELETED
+        elif ref.stage is None:
+            return Rejection(
+                "unknown_item",
+                f"item {key} is not known and the event carries no stage hint "
+                "(item.category and item.stage)",
+            )
         else:
+            state = ItemState(ref.category or "0", ref.stage)
             outcome = self._fire(event, ref, state)
-        if isinstance(outcome, Rejection):
-            return outcome
-        assert state is not None
+            if type(outcome) is Rejection:
+                return outcome
         state.remember(mark, self.seen_window)
         self.items[key] = state
         return outcome
@@ -171,13 +179,14 @@ class Board:
     def _fire(self, event: Event, ref: ItemRef, state: ItemState) -> Outcome:
         """Steps 2-4: field changes of item.updated, then the first trigger that holds."""
         data = event.data
+        etype = event.type
         view = self.table.view(event.tenant, ref.entity, state.category, event.at)
-        changes = data.get("changes") if event.type == "item.updated" else None
+        changes = data.get("changes") if etype == "item.updated" else None
         if view is None:
             if changes:
                 self._apply_changes(state, changes)
             return NO_PIPELINE
-        position = view.pipeline.positions.get(state.stage)  # type: ignore[arg-type]
+        position = view.positions.get(state.stage)  # type: ignore[arg-type]
         if position is None:
             return Rejection(
                 "unknown_stage",
@@ -186,42 +195,33 @@ class Board:
             )
         if changes:
             self._apply_changes(state, changes)
-        moved = self._first_trigger(event, state, view, position)
-        if moved is None:
-            return UPDATED if changes is not None else NO_MATCH
-        return self._move(event, ref, state, view, position, moved)
-
-    def _first_trigger(
-        self, event: Event, state: ItemState, view: PipelineView, position: int
-    ) -> Any:
-        data = event.data
-        fields: dict[str, Any] | None = None
         by_code = view.by_code
-        for code in codes_for(event.type, data):
-            for candidate in by_code.get(code, ()):
-                if candidate.position == position or (
-                    candidate.position < position and not candidate.trigger.allow_backwards
-                ):
-                    continue
-                trigger = candidate.trigger
-                if not params_match(trigger.params, data):
-                    continue
-                if trigger.condition is not None:
-                    if fields is None:
-                        fields = state.field_map()
-                    if not trigger.condition.holds(fields, data):
+        if by_code:
+            fields: dict[str, Any] | None = None
+            for code in codes_for(etype, data):
+                for candidate in by_code.get(code, ()):
+                    if candidate.position == position or (
+                        candidate.position < position and not candidate.trigger.allow_backwards
+                    ):
                         continue
-                return candidate
-        return None
+                    trigger = candidate.trigger
+                    if trigger.params and not params_match(trigger.params, data):
+                        continue
+                    if trigger.condition is not None:
+                        if fields is None:
+                            fields = state.field_map()
+                        if not trigger.condition.holds(fields, data):
+                            continue
+                    return self._move(event, ref, state, position, candidate)
+        return UPDATED if changes is not None else NO_MATCH
 
     def _move(
         self,
         event: Event,
         ref: ItemRef,
         state: ItemState,
-        view: PipelineView,
         position: int,
-        candidate: Any,
+        candidate: Candidate,
     ) -> Transition:
         trigger = candidate.trigger
         tid = transition_id(event.tenant, ref.entity, ref.id, event.id)

@@ -36,6 +36,7 @@ _CODES_BY_TYPE: dict[str, tuple[str, ...]] = {
 }
 
 EVENT_TYPES = LIFECYCLE | frozenset(_CODES_BY_TYPE)
+_SIMPLE_CODES = {t: codes for t, codes in _CODES_BY_TYPE.items() if t != "form.submitted"}
 
 # Per code: the params it reads and how each matches the event's data.
 # "eq": equal as strings; "prefix": data starts with it; "substring": case-insensitive
@@ -71,6 +72,9 @@ TRIGGER_CODES = frozenset(PARAMS)
 
 def codes_for(event_type: str, data: Mapping[str, Any]) -> tuple[str, ...]:
     """The codes an event can fire, in the order they are tried."""
+    simple = _SIMPLE_CODES.get(event_type)
+    if simple is not None:
+        return simple
     if event_type == "item.updated":
         changes = data.get("changes") or {}
         return (

@@ -17,6 +17,8 @@ from state.conditions import Condition
 BEGINNING = datetime.min.replace(tzinfo=UTC)
 """The `updated_at` of an automation record that has none: in force from the start."""
 
+END = datetime.max.replace(tzinfo=UTC)
+
 SEMANTICS = frozenset({"process", "success", "failure"})
 
 TRANSITION_NAMESPACE = uuid.UUID("5b1f3c2e-8d4a-4f0e-9c6b-2a7e1d9f4b30")

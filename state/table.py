@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from state.model import BEGINNING, AutomationRecord, Pipeline, Rejection, Trigger
+from state.model import BEGINNING, END, AutomationRecord, Pipeline, Rejection, Trigger
 
 _Version = tuple[datetime, int, Pipeline | Trigger | None]
 
@@ -31,6 +31,7 @@ class PipelineView:
 
     pipeline: Pipeline
     by_code: Mapping[str, tuple[Candidate, ...]]
+    positions: Mapping[str, int]
 
 
 class TriggerTable:
@@ -43,6 +44,7 @@ class TriggerTable:
         self._tenant_triggers: dict[str, set[tuple[str, str]]] = {}
         self._changes: dict[str, list[datetime]] = {}
         self._views: dict[str, dict[tuple[str, str, int], PipelineView | None]] = {}
+        self._last: dict[tuple[str, str, str], tuple[datetime, datetime, PipelineView | None]] = {}
         self._applied = 0
         self.watched_fields: frozenset[str] = frozenset()
 
@@ -64,21 +66,28 @@ class TriggerTable:
         else:
             self._add(self._pipelines, (record.tenant, *record.key), record.updated_at, None)
         self._views.pop(record.tenant, None)
+        self._last.clear()
         return None
 
     def view(self, tenant: str, entity: str, category: str, at: datetime) -> PipelineView | None:
         """The pipeline and triggers in force at `at`, or None if the pipeline is not."""
+        last = self._last.get((tenant, entity, category))
+        if last is not None and last[0] <= at < last[1]:
+            return last[2]  # type: ignore[no-any-return]
         views = self._views.get(tenant)
         if views is None:
             views = self._views[tenant] = {}
         changes = self._changes.get(tenant)
         interval = bisect_right(changes, at) if changes else 0
         key = (entity, category, interval)
-        try:
-            return views[key]
-        except KeyError:
-            built = views[key] = self._build_view(tenant, entity, category, at)
-            return built
+        view = views.get(key, _UNBUILT)
+        if view is _UNBUILT:
+            view = views[key] = self._build_view(tenant, entity, category, at)
+        # Events come mostly in time order: remember the interval this one fell in.
+        start = changes[interval - 1] if changes and interval else BEGINNING
+        end = changes[interval] if changes and interval < len(changes) else END
+        self._last[(tenant, entity, category)] = (start, end, view)
+        return view  # type: ignore[return-value]
 
     def pipeline_at(self, tenant: str, entity: str, category: str, at: datetime) -> Pipeline | None:
         found = _version_at(self._pipelines.get((tenant, entity, category)), at)
@@ -152,18 +161,21 @@ class TriggerTable:
             code: tuple(sorted(cands, key=lambda c: (c.position, c.trigger.sort, c.trigger.id)))
             for code, cands in by_code.items()
         }
-        return PipelineView(pipeline, ordered)
+        return PipelineView(pipeline, ordered, positions)
 
     def __getstate__(self) -> dict:  # type: ignore[type-arg]
         # Views are a cache: rebuilt on demand after recovery.
         state = {name: getattr(self, name) for name in _STATE}
         state["_views"] = {}
+        state["_last"] = {}
         return state
 
     def __setstate__(self, state: dict) -> None:  # type: ignore[type-arg]
         for name, value in state.items():
             setattr(self, name, value)
 
+
+_UNBUILT = object()
 
 _STATE = (
     "what_if",
