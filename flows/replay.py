@@ -20,7 +20,6 @@ from connectors.jsonl import OrderedFileSink, ReplayInputs, ReplaySource
 from connectors.summary import Summary, SummarySink
 from flows.dataflow import FlowSettings, build_flow
 from flows.runtime import tune_gc
-from flows.runtime import tune_gc
 from flows.settings import ReplaySettings
 
 
