@@ -51,7 +51,7 @@ def _open(path: str) -> IO[bytes]:
     if path == STDIO:
         return sys.stdin.buffer
     if path.endswith(".gz"):
-        return io.BufferedReader(gzip.open(path, "rb"), buffer_size=1 << 20)  # type: ignore[arg-type]
+        return io.BufferedReader(gzip.open(path, "rb"), buffer_size=1 << 20)
     return open(path, "rb", buffering=1 << 20)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from connectors.deadletter import Origin
@@ -30,7 +31,7 @@ class RawBatch:
     partition: int | None
     first_seq: int
     positions: list[int]
-    values: list[bytes | None]
+    values: Sequence[bytes | None]
     keys: list[bytes | None] | None = None
     timestamps_ms: list[int] | None = None
 

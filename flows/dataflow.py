@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TypeGuard
 from zlib import crc32
 
 import bytewax.operators as op
@@ -65,7 +65,7 @@ def group_of(key: str, groups: int) -> int:
     return zlib.crc32(key.encode()) % groups
 
 
-Entry = tuple[int, int, bytes, Any]
+Entry = tuple[int, int, bytes | None, Any]
 """(seq, position, raw bytes, decoded record or None) of one record."""
 
 
@@ -95,7 +95,7 @@ class Parcel:
         self, entry: Entry, rejection: Rejection, item: str | None = None
     ) -> DeadLetter:
         origin = origin_of(self.source, self.partition, entry[1])
-        return DeadLetter(rejection.code, rejection.message, entry[2], origin, item)
+        return DeadLetter(rejection.code, rejection.message, entry[2] or b"", origin, item)
 
 
 @dataclass(slots=True)
@@ -271,6 +271,10 @@ def tally_of(decisions: Decisions) -> tuple[str, Counter[str]]:
     return ("summary", decisions.tally)
 
 
+def _is_decisions(x: tuple[str, Parcel] | Decisions) -> TypeGuard[Decisions]:
+    return isinstance(x, Decisions)
+
+
 def build_flow(
     source: Source[RawBatch],
     transitions: Sink[tuple[str, tuple[tuple[int, int], bytes]]],
@@ -282,13 +286,13 @@ def build_flow(
     flow = Dataflow("crm_triggers")
     raw = op.input("read", flow, source)
     routed = op.flat_map_batch("route", raw, partial(route, settings=settings))
-    split = op.branch("split", routed, lambda x: isinstance(x, Decisions))
+    split = op.branch("split", routed, _is_decisions)
     decided = op.stateful_batch(
         "decide",
-        split.falses,
-        lambda resume: GroupLogic(settings, resume),  # type: ignore[arg-type]
+        split.falses,  # type: ignore[arg-type]
+        lambda resume: GroupLogic(settings, resume),
     )
-    all_decisions = op.merge("all_decisions", split.trues, op.key_rm("unkey", decided))  # type: ignore[arg-type]
+    all_decisions = op.merge("all_decisions", split.trues, op.key_rm("unkey", decided))
     op.output(
         "transitions", op.flat_map("transitions_of", all_decisions, transitions_of), transitions
     )

@@ -89,7 +89,7 @@ def id_text(value: Any) -> str | None:
     """An id-like value as its string (an integer as its decimal), or None if it is none."""
     kind = type(value)
     if kind is str:
-        return value  # type: ignore[no-any-return]
+        return value
     if kind is int:
         return str(value)
     if kind is float and value.is_integer():

@@ -46,9 +46,9 @@ def as_number(value: Any) -> int | float | None:
     """The value as a number, or None when it is neither a number nor a numeric string."""
     kind = type(value)
     if kind is int or kind is float:
-        return value  # type: ignore[no-any-return]
+        return value
     if kind is str:
-        text = value.strip()  # type: ignore[attr-defined]
+        text = value.strip()
         if _NUMBER.fullmatch(text):
             return int(text) if _INTEGER.fullmatch(text) else float(text)
     return None
@@ -57,7 +57,7 @@ def as_number(value: Any) -> int | float | None:
 def as_text(value: Any) -> str:
     """The value as the string it compares as."""
     if type(value) is str:
-        return value  # type: ignore[no-any-return]
+        return value
     if value is None:
         return ""
     if value is True:

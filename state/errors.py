@@ -15,3 +15,7 @@ class ConfigError(CrmTriggersError):
 
 class DeliveryError(CrmTriggersError):
     """An output record could not be written and retrying will not help."""
+
+
+class SourceError(CrmTriggersError):
+    """An input could not be read (a missing topic, a lost offset, a fatal client error)."""

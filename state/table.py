@@ -73,7 +73,7 @@ class TriggerTable:
         """The pipeline and triggers in force at `at`, or None if the pipeline is not."""
         last = self._last.get((tenant, entity, category))
         if last is not None and last[0] <= at < last[1]:
-            return last[2]  # type: ignore[no-any-return]
+            return last[2]
         views = self._views.get(tenant)
         if views is None:
             views = self._views[tenant] = {}
@@ -86,7 +86,7 @@ class TriggerTable:
         # Events come mostly in time order: remember the interval this one fell in.
         start = changes[interval - 1] if changes and interval else BEGINNING
         end = changes[interval] if changes and interval < len(changes) else END
-        self._last[(tenant, entity, category)] = (start, end, view)
+        self._last[(tenant, entity, category)] = (start, end, view)  # type: ignore[assignment]
         return view  # type: ignore[return-value]
 
     def pipeline_at(self, tenant: str, entity: str, category: str, at: datetime) -> Pipeline | None:
@@ -119,7 +119,7 @@ class TriggerTable:
 
     def _add(
         self,
-        store: dict,  # type: ignore[type-arg]
+        store: dict,
         key: tuple[str, ...],
         updated_at: datetime,
         value: Pipeline | Trigger | None,
@@ -163,14 +163,14 @@ class TriggerTable:
         }
         return PipelineView(pipeline, ordered, positions)
 
-    def __getstate__(self) -> dict:  # type: ignore[type-arg]
+    def __getstate__(self) -> dict:
         # Views are a cache: rebuilt on demand after recovery.
         state = {name: getattr(self, name) for name in _STATE}
         state["_views"] = {}
         state["_last"] = {}
         return state
 
-    def __setstate__(self, state: dict) -> None:  # type: ignore[type-arg]
+    def __setstate__(self, state: dict) -> None:
         for name, value in state.items():
             setattr(self, name, value)
 

@@ -1,0 +1,174 @@
+"""Replay benchmark: the Bytewax replay job against a plain loop over the same decision code.
+
+    python scripts/bench_replay.py [--events 1000000] [--items 100000] [--runs 3]
+
+Generates a realistic log (scripts/generate.py) once into .cache/bench/, then
+alternates, run by run, between:
+
+- baseline: one Python process reading the same files, decoding each line with
+  `connectors.records.decode_event` and deciding it with one `state.board.Board`,
+  no Bytewax, no output (the floor the job's decision work cannot go under);
+- job: `python -m flows replay` as a separate process, writing transitions and
+  dead letters to files.
+
+It prints, per run and as medians: events/s of each, the ratio job/baseline, and
+the job's peak memory (max RSS). Each line names the command that reproduces it.
+The machine may be shared and noisy: quote medians and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / ".cache" / "bench"
+
+
+def generate(events: int, items: int) -> Path:
+    folder = CACHE / f"replay-{events}-{items}"
+    if not (folder / "events.jsonl").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable,
+            str(ROOT / "scripts" / "generate.py"),
+            "--out",
+            str(folder),
+            "--events",
+            str(events),
+            "--items",
+            str(items),
+        ]
+        print("generating:", " ".join(command), flush=True)
+        subprocess.run(command, check=True)
+    return folder
+
+
+BASELINE = """
+import sys, time
+sys.path.insert(0, {root!r})
+import orjson
+from connectors.records import decode_event, load_json, parse_automation
+from flows.runtime import tune_gc
+from state.board import Board
+from state.model import Event, Rejection
+from state.table import TriggerTable
+tune_gc()
+started = time.perf_counter()
+table = TriggerTable()
+for line in open({automation!r}, "rb"):
+    record = load_json(line)
+    if not isinstance(record, Rejection):
+        record = parse_automation(record)
+        if not isinstance(record, Rejection):
+            table.apply(record)
+board = Board(table)
+decide = board.decide
+read = moved = 0
+with open({events!r}, "rb", buffering=1 << 20) as lines:
+    for line in lines:
+        line = line.rstrip(b"\\r\\n")
+        if not line.strip():
+            continue
+        read += 1
+        event = decode_event(line)
+        if type(event) is Event:
+            for ref in event.items:
+                if type(decide(event, ref)).__name__ == "Transition":
+                    moved += 1
+print(read, moved, time.perf_counter() - started)
+"""
+
+
+def run_baseline(folder: Path) -> tuple[float, int, int]:
+    code = BASELINE.format(
+        root=str(ROOT),
+        automation=str(folder / "automation.jsonl"),
+        events=str(folder / "events.jsonl"),
+    )
+    started = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    read, moved, _ = out.stdout.split()
+    return wall, int(read), int(moved)
+
+
+def job_command(folder: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "flows",
+        "replay",
+        "--automation",
+        str(folder / "automation.jsonl"),
+        "--events",
+        str(folder / "events.jsonl"),
+        "--out",
+        str(folder / "transitions.jsonl"),
+        "--dlq",
+        str(folder / "dead-letters.jsonl"),
+    ]
+
+
+def run_job(folder: Path) -> tuple[float, int, float]:
+    """Wall seconds, transitions written, and the job's peak memory in MB."""
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        job_command(folder), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - started
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise SystemExit(f"job failed with exit code {child.returncode}")
+    with open(folder / "transitions.jsonl", "rb") as out:
+        moved = sum(1 for _ in out)
+    return wall, moved, usage.ru_maxrss / 1024
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    folder = generate(args.events, args.items)
+    size = os.path.getsize(folder / "events.jsonl")
+    print(
+        f"input: {args.events:,} events over {args.items:,} items, {size / 1e6:.0f} MB ({folder})"
+    )
+    print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}")
+    baseline_rates, job_rates, ratios, peaks = [], [], [], []
+    for run in range(1, args.runs + 1):
+        base_wall, read, base_moved = run_baseline(folder)
+        job_wall, job_moved, peak_mb = run_job(folder)
+        peaks.append(peak_mb)
+        if job_moved != base_moved:
+            print(f"MISMATCH: job wrote {job_moved} transitions, baseline decided {base_moved}")
+            return 1
+        baseline_rates.append(read / base_wall)
+        job_rates.append(read / job_wall)
+        ratios.append(base_wall / job_wall)
+        print(
+            f"run {run}: baseline {read / base_wall:,.0f} events/s, "
+            f"job {read / job_wall:,.0f} events/s, job/baseline {base_wall / job_wall:.2f}, "
+            f"{job_moved:,} transitions, job peak {peak_mb:,.0f} MB"
+        )
+    print()
+    print(
+        f"baseline (plain loop, same state/ code): {statistics.median(baseline_rates):,.0f} events/s"
+    )
+    print(f"replay job, one process:                 {statistics.median(job_rates):,.0f} events/s")
+    print(f"job / baseline (median of runs):          {statistics.median(ratios):.2f}")
+    print(f"job peak memory (max RSS, median):        {statistics.median(peaks):,.0f} MB")
+    print("reproduce the job alone: " + " ".join(job_command(folder)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
