@@ -160,9 +160,8 @@ def main() -> int:
             f"{job_moved:,} transitions, job peak {peak_mb:,.0f} MB"
         )
     print()
-    print(
-        f"baseline (plain loop, same state/ code): {statistics.median(baseline_rates):,.0f} events/s"
-    )
+    baseline_rate = statistics.median(baseline_rates)
+    print(f"baseline (plain loop, same state/ code): {baseline_rate:,.0f} events/s")
     print(f"replay job, one process:                 {statistics.median(job_rates):,.0f} events/s")
     print(f"job / baseline (median of runs):          {statistics.median(ratios):.2f}")
     print(f"job peak memory (max RSS, median):        {statistics.median(peaks):,.0f} MB")
