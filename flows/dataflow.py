@@ -41,7 +41,7 @@ from connectors.records import (
     transition_json,
 )
 from state.board import DEFAULT_SEEN_WINDOW, Board
-from state.model import Decided, Event, Outcome, Rejection, Transition, item_key
+from state.model import Decided, Outcome, Rejection, Transition
 from state.table import TriggerTable
 
 DLQ_TALLY = {AUTOMATION: "automation_dlq.", EVENTS: "dlq."}
@@ -118,54 +118,50 @@ def decode(stream: str, raw: bytes | None, max_bytes: int) -> Any:
 
 
 def route(batches: list[RawBatch], settings: FlowSettings) -> list[tuple[str, Parcel] | Decisions]:
-    """Decode source batches; send each event to its items' groups, automation to all."""
+    """Send each event to its items' groups and automation to all.
+
+    With one group there is nothing to choose: records go on undecoded and the
+    group decodes them. Otherwise an event is decoded here to find its items, and
+    the decoded record travels with it (within a process).
+    """
     groups = settings.key_groups
-    max_bytes = settings.max_record_bytes
     rejected = Decisions([], [], Counter())
     out: list[tuple[str, Parcel] | Decisions] = [rejected]
-    extra_items = 0
     for batch in batches:
         stream, first_seq = batch.stream, batch.first_seq
-        positions = batch.positions
+        rejected.tally[f"{stream}_read"] += len(batch.values)
+        entries = [
+            (first_seq + i, position, raw, None)
+            for i, (position, raw) in enumerate(zip(batch.positions, batch.values, strict=True))
+        ]
+        source, partition = batch.source, batch.partition
+        if stream == AUTOMATION or groups == 1:
+            out.extend(
+                (str(g), Parcel(g, stream, source, partition, entries)) for g in range(groups)
+            )
+            continue
         by_group: dict[int, list[Entry]] = {}
-        for i, raw in enumerate(batch.values):
-            record = decode(stream, raw, max_bytes)
+        for seq, position, raw, _ in entries:
+            record = decode(stream, raw, settings.max_record_bytes)
             if type(record) is Rejection:
-                letter = DeadLetter(record.code, record.message, raw or b"", batch.origin(i))
-                rejected.dead_letters.append(((first_seq + i, 0), letter))
+                origin = origin_of(source, partition, position)
+                letter = DeadLetter(record.code, record.message, raw or b"", origin)
+                rejected.dead_letters.append(((seq, 0), letter))
                 rejected.tally[f"{DLQ_TALLY[stream]}{record.code}"] += 1
                 continue
-            entry = (first_seq + i, positions[i], raw, record)
-            if stream == AUTOMATION:
-                by_group.setdefault(-1, []).append(entry)
-                continue
-            items = record.items
-            if len(items) == 1:
-                ref = items[0]
-                group = crc32(f"{record.tenant}/{ref.entity}/{ref.id}".encode()) % groups
+            entry = (seq, position, raw, record)
+            for group in {
+                crc32(f"{record.tenant}/{ref.entity}/{ref.id}".encode()) % groups
+                for ref in record.items
+            }:
                 bucket = by_group.get(group)
                 if bucket is None:
                     bucket = by_group[group] = []
                 bucket.append(entry)
-                continue
-            extra_items += len(items) - 1
-            for group in {
-                group_of(item_key(record.tenant, ref.entity, ref.id), groups) for ref in items
-            }:
-                by_group.setdefault(group, []).append(entry)
-        rejected.tally[f"{stream}_read"] += len(batch.values)
-        source, partition = batch.source, batch.partition
-        broadcast = by_group.pop(-1, None)
-        if broadcast:
-            out.extend(
-                (str(g), Parcel(g, stream, source, partition, broadcast)) for g in range(groups)
-            )
         out.extend(
             (str(g), Parcel(g, stream, source, partition, entries))
             for g, entries in by_group.items()
         )
-    if extra_items:
-        rejected.tally["extra_items"] += extra_items
     return out
 
 
@@ -196,15 +192,19 @@ def decide_parcels(board: Board, parcels: list[Parcel], settings: FlowSettings) 
     reasons: list[str] = []  # counted once at the end: cheaper than a Counter per event
     add_reason = reasons.append
     groups = settings.key_groups
+    max_bytes = settings.max_record_bytes
     decide = board.decide
     for parcel in parcels:
         if parcel.stream == AUTOMATION:
             _apply_automation(board, parcel, out, settings)
             continue
         for entry in parcel.entries:
-            event: Event = entry[3]
+            event = entry[3]
             if event is None:
-                event = decode(EVENTS, entry[2], settings.max_record_bytes)
+                event = decode(EVENTS, entry[2], max_bytes)
+                if type(event) is Rejection:
+                    _record(out, parcel, entry, 0, None, event)
+                    continue
             items = event.items
             if len(items) == 1:
                 ref = items[0]
@@ -217,8 +217,10 @@ def decide_parcels(board: Board, parcels: list[Parcel], settings: FlowSettings) 
                 continue
             for index, ref in enumerate(items):
                 key = f"{event.tenant}/{ref.entity}/{ref.id}"
-                if group_of(key, groups) != parcel.group:
+                if groups > 1 and group_of(key, groups) != parcel.group:
                     continue
+                if index == 0:  # the group of the first item counts the others once
+                    out.tally["extra_items"] += len(items) - 1
                 outcome = decide(event, ref, key)
                 if type(outcome) is Decided:
                     add_reason(outcome.reason)
@@ -229,15 +231,15 @@ def decide_parcels(board: Board, parcels: list[Parcel], settings: FlowSettings) 
 
 
 def _record(
-    out: Decisions, parcel: Parcel, entry: Entry, index: int, key: str, outcome: Outcome
+    out: Decisions, parcel: Parcel, entry: Entry, index: int, key: str | None, outcome: Outcome
 ) -> None:
-    """A transition or a dead letter of one (event, item)."""
+    """A transition or a dead letter of one (event, item), or of a whole record."""
     if type(outcome) is Transition:
         out.tally["transition"] += 1
         out.transitions.append((key, ((entry[0], index), transition_json(outcome))))
     else:
         rejection: Rejection = outcome  # type: ignore[assignment]
-        out.tally[f"dlq.{rejection.code}"] += 1
+        out.tally[f"{DLQ_TALLY[parcel.stream]}{rejection.code}"] += 1
         out.dead_letters.append(((entry[0], index), parcel.dead_letter(entry, rejection, key)))
 
 
@@ -246,7 +248,7 @@ def _apply_automation(board: Board, parcel: Parcel, out: Decisions, settings: Fl
         record = entry[3]
         if record is None:
             record = decode(AUTOMATION, entry[2], settings.max_record_bytes)
-        rejection = board.table.apply(record)
+        rejection = record if type(record) is Rejection else board.table.apply(record)
         if parcel.group != 0:  # every group applies it; one reports it
             continue
         if rejection is None:

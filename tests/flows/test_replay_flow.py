@@ -126,7 +126,9 @@ def test_multi_item_event_moves_each_item_once(replay: Replay) -> None:
     items = [str(n) for n in range(20)]
     event = form("multi", "0") | {"items": [{"entity": "deal", "id": i} for i in items]}
     del event["item"]
-    result = replay([PIPELINE, WEBFORM], [*(created(i, 5000) for i in items), event], workers=2)
+    result = replay(
+        [PIPELINE, WEBFORM], [*(created(i, 5000) for i in items), event], workers=2, key_groups=8
+    )
     moved = sorted(t["item"]["id"] for t in result.transitions)
     assert moved == sorted(items)
     assert result.summary.counts["extra_items"] == 19
@@ -148,12 +150,14 @@ def _lines(records: list[bytes]) -> list[bytes]:
 @settings(
     max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(seed=st.integers(0, 2**32 - 1), what_if=st.booleans())
+@given(
+    seed=st.integers(0, 2**32 - 1), what_if=st.booleans(), key_groups=st.sampled_from([1, 8, 64])
+)
 def test_dataflow_equals_sequential_state_and_reference(
-    replay: Replay, seed: int, what_if: bool
+    replay: Replay, seed: int, what_if: bool, key_groups: int
 ) -> None:
     automation, events = random_scenario(seed, n_events=300, n_items=30)
-    result = replay(automation, events, what_if=what_if)
+    result = replay(automation, events, what_if=what_if, key_groups=key_groups)
     expected = decide_sequentially(automation, events, what_if)
     assert result.transitions == expected
     reference, reference_dead = oracle_decide(automation, events, what_if=what_if)
@@ -171,8 +175,8 @@ def test_dataflow_equals_sequential_state_and_reference(
 def test_two_workers_give_byte_identical_output(replay: Replay, seed: int) -> None:
     automation, events = random_scenario(seed, n_events=300, n_items=30)
     one = replay(automation, events)
-    two = replay(automation, events, workers=2)
-    again = replay(automation, events)
+    two = replay(automation, events, workers=2, key_groups=16)
+    again = replay(automation, events, key_groups=64)
     assert two.out == one.out == again.out
     assert _without_folder(two.dlq) == _without_folder(one.dlq)
     assert two.summary.counts == one.summary.counts
@@ -208,6 +212,6 @@ def test_invariants_of_transitions(replay: Replay, seed: int) -> None:
 @pytest.mark.parametrize("workers", [1, 2])
 def test_counts_add_up_on_the_bundled_sample_shape(replay: Replay, workers: int) -> None:
     automation, events = random_scenario(99, n_events=500, n_items=50)
-    result = replay(automation, events, workers=workers)
+    result = replay(automation, events, workers=workers, key_groups=4 * workers)
     assert result.summary.events_read == len(_lines(events))
     assert result.summary.balanced()
