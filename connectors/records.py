@@ -167,6 +167,7 @@ class _WireEvent(msgspec.Struct):
 
 _decode_wire = msgspec.json.Decoder(_WireEvent).decode
 _fromisoformat = datetime.fromisoformat
+_new = tuple.__new__
 
 
 def _fast_event(wire: _WireEvent) -> Event | None:
@@ -194,10 +195,11 @@ def _fast_event(wire: _WireEvent) -> Event | None:
     if etype in _LIFECYCLE_DATA:
         _LIFECYCLE_DATA[etype](data)
     if ref.category is None and ref.stage is None:
-        item = ItemRef(entity, item_id)  # type: ignore[arg-type]
+        item = _new(ItemRef, (entity, item_id, None, None))
     else:
         item = _item_ref(msgspec.structs.asdict(ref), "item.")
-    return Event(event_id, etype, tenant, wire.occurred_at, at, (item,), data)  # type: ignore[arg-type]
+    # tuple.__new__ builds the NamedTuples without their Python-level __new__.
+    return _new(Event, (event_id, etype, tenant, wire.occurred_at, at, (item,), data))
 
 
 def _event(obj: Any) -> Event:

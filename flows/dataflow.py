@@ -236,7 +236,7 @@ def _record(
     """A transition or a dead letter of one (event, item), or of a whole record."""
     if type(outcome) is Transition:
         out.tally["transition"] += 1
-        out.transitions.append((key, ((entry[0], index), transition_json(outcome))))
+        out.transitions.append((key or "", ((entry[0], index), transition_json(outcome))))
     else:
         rejection: Rejection = outcome  # type: ignore[assignment]
         out.tally[f"{DLQ_TALLY[parcel.stream]}{rejection.code}"] += 1
