@@ -9,6 +9,9 @@ from connectors.deadletter import Origin
 
 AUTOMATION = "automation"
 EVENTS = "events"
+AUTOMATION_CAUGHT_UP = "automation_caught_up"
+"""The stream of the marker batch a live source sends once the automation topic was read
+to its end: no group decides an event before it has seen it."""
 
 
 def origin_of(source: str, partition: int | None, position: int) -> Origin:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import pickle
 import zlib
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeGuard
@@ -32,7 +32,7 @@ from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
 from connectors.deadletter import DeadLetter
-from connectors.raw import AUTOMATION, EVENTS, RawBatch, origin_of
+from connectors.raw import AUTOMATION, AUTOMATION_CAUGHT_UP, EVENTS, RawBatch, origin_of
 from connectors.records import (
     DEFAULT_MAX_RECORD_BYTES,
     decode_event,
@@ -40,6 +40,7 @@ from connectors.records import (
     parse_automation,
     transition_json,
 )
+from connectors.tombstones import tombstone_record
 from state.board import DEFAULT_SEEN_WINDOW, Board
 from state.model import Decided, Outcome, Rejection, Transition
 from state.table import TriggerTable
@@ -58,6 +59,7 @@ class FlowSettings:
     what_if: bool = False
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
     snapshots: bool = False  # True when a recovery store keeps them
+    await_automation: bool = False  # live: decide no event before the automation caught up
 
 
 def group_of(key: str, groups: int) -> int:
@@ -129,6 +131,11 @@ def route(batches: list[RawBatch], settings: FlowSettings) -> list[tuple[str, Pa
     out: list[tuple[str, Parcel] | Decisions] = [rejected]
     for batch in batches:
         stream, first_seq = batch.stream, batch.first_seq
+        if stream == AUTOMATION_CAUGHT_UP:
+            out.extend((str(g), Parcel(g, stream, batch.source, None, [])) for g in range(groups))
+            continue
+        if stream == AUTOMATION and None in batch.values:
+            batch = _without_bad_tombstones(batch, rejected)
         rejected.tally[f"{stream}_read"] += len(batch.values)
         entries = [
             (first_seq + i, position, raw, None)
@@ -165,25 +172,95 @@ def route(batches: list[RawBatch], settings: FlowSettings) -> list[tuple[str, Pa
     return out
 
 
+def _without_bad_tombstones(batch: RawBatch, rejected: Decisions) -> RawBatch:
+    """The batch less the tombstones its source could not read as deletions: dead letters.
+
+    A source turns a tombstone into its deletion record; one left as None has a key
+    that names no automation record, and only the batch still knows that key.
+    """
+    keep = []
+    for i, value in enumerate(batch.values):
+        if value is not None:
+            keep.append(i)
+            continue
+        key = batch.keys[i] if batch.keys else None
+        stamp = batch.timestamps_ms[i] if batch.timestamps_ms else -1
+        found = tombstone_record(key, stamp)
+        rejection = (
+            found
+            if type(found) is Rejection
+            else Rejection("invalid_automation", f"tombstone with key {key!r} was not read")
+        )
+        letter = DeadLetter(rejection.code, rejection.message, b"", batch.origin(i))
+        rejected.dead_letters.append(((batch.first_seq + i, 0), letter))
+        rejected.tally[f"{DLQ_TALLY[AUTOMATION]}{rejection.code}"] += 1
+        rejected.tally[f"{AUTOMATION}_read"] += 1
+
+    def pick(column: Sequence[Any] | None) -> list[Any] | None:
+        return None if column is None else [column[i] for i in keep]
+
+    return RawBatch(
+        batch.stream,
+        batch.source,
+        batch.partition,
+        batch.first_seq,
+        [batch.positions[i] for i in keep],
+        [batch.values[i] for i in keep],
+        pick(batch.keys),
+        pick(batch.timestamps_ms),
+    )
+
+
 class GroupLogic(StatefulBatchLogic[Parcel, Decisions, bytes | None]):
-    """The state of one key group: a Board of its items and the whole trigger table."""
+    """The state of one key group: a Board of its items and the whole trigger table.
+
+    With `await_automation`, events wait in `pending` (part of the snapshot), in
+    arrival order, until the group sees this execution's automation-caught-up
+    marker; automation is applied as it comes. `ready` is not snapshotted: after a
+    restart the automation written while the job was down is read before events.
+    """
 
     def __init__(self, settings: FlowSettings, resume: bytes | None) -> None:
         self.settings = settings
+        self.pending: list[Parcel] = []
         if resume is None:
             self.board = Board(TriggerTable(settings.what_if), settings.seen_window)
         else:
-            self.board = pickle.loads(resume)
+            self.board, self.pending = pickle.loads(resume)
+        self.ready = not settings.await_automation
 
     def on_batch(self, values: list[Parcel]) -> tuple[Iterable[Decisions], bool]:
-        return [decide_parcels(self.board, values, self.settings)], StatefulBatchLogic.RETAIN
+        caught_up = False
+        if not self.ready or any(p.stream == AUTOMATION_CAUGHT_UP for p in values):
+            values, caught_up = self._hold_events(values)
+        decisions = decide_parcels(self.board, values, self.settings)
+        if caught_up:
+            decisions.tally["automation_caught_up"] += 1
+        return [decisions], StatefulBatchLogic.RETAIN
+
+    def _hold_events(self, values: list[Parcel]) -> tuple[list[Parcel], bool]:
+        """The parcels to decide now; whether this batch brought the marker (to group 0)."""
+        now: list[Parcel] = []
+        caught_up = False
+        for parcel in values:
+            if parcel.stream == AUTOMATION_CAUGHT_UP:
+                if not self.ready:
+                    self.ready = True
+                    now.extend(self.pending)
+                    self.pending = []
+                    caught_up = parcel.group == 0  # every group sees it; one reports it
+            elif self.ready or parcel.stream == AUTOMATION:
+                now.append(parcel)
+            else:
+                self.pending.append(parcel)
+        return now, caught_up
 
     def snapshot(self) -> bytes | None:
         if not self.settings.snapshots:
             # Bytewax asks for snapshots at every epoch even without recovery.
             return None
         # Pickled now: the board keeps changing after this returns.
-        return pickle.dumps(self.board, protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps((self.board, self.pending), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def decide_parcels(board: Board, parcels: list[Parcel], settings: FlowSettings) -> Decisions:

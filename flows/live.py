@@ -1,0 +1,147 @@
+"""The live job: events and automation from Kafka, transitions and dead letters to Kafka.
+
+    Kafka events ──────┐
+                       ├─> read ─> route ─> decide (per key group) ─> transitions ──> Kafka
+    Kafka automation ──┘                                           ─> dead letters ─> Kafka
+                                                                   ─> tallies ──────> stderr
+
+Run it with the command line (`crm-triggers run --brokers HOST:PORT ...`) or with
+Bytewax's runner, settings from the environment (`-i/-a` for a cluster of
+processes; `-r DIR -s SECONDS -b SECONDS` for recovery, the directory made
+first with `python -m bytewax.recovery DIR PARTITIONS`):
+
+    CRM_TRIGGERS_BROKERS=127.0.0.1:9092 python -m bytewax.run flows.live:flow
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from bytewax._bytewax import cli_main
+from bytewax.dataflow import Dataflow
+from bytewax.recovery import RecoveryConfig, init_db_dir
+
+from connectors.kafka import (
+    KafkaSink,
+    KafkaSource,
+    PeriodicSummarySink,
+    Producers,
+    print_line,
+)
+from connectors.summary import Summary
+from flows.dataflow import FlowSettings, build_flow
+from flows.runtime import tune_gc
+from flows.settings import LiveSettings
+from state.errors import CrmTriggersError
+
+
+def print_summary(summary: Summary) -> None:
+    sys.stderr.write(summary.render() + "\n")
+
+
+def live_flow(
+    settings: LiveSettings,
+    progress: Callable[[str], None] = print_line,
+    final: Callable[[Summary], None] | None = print_summary,
+    snapshots: bool | None = None,
+) -> Dataflow:
+    """The live job; `snapshots` (default: when a recovery directory is set) keeps state."""
+    tune_gc()
+    producers = Producers(settings.kafka)
+    topics = settings.topics
+    return build_flow(
+        KafkaSource(
+            settings.kafka,
+            topics.events,
+            topics.automation,
+            batch_size=settings.batch_size,
+            until_end=settings.until_end,
+            start_at_end=settings.start_from == "end",
+        ),
+        KafkaSink(producers, topics.transitions),
+        KafkaSink(producers, topics.dead_letters),
+        PeriodicSummarySink(settings.summary_interval, progress, final),
+        FlowSettings(
+            key_groups=settings.key_groups,
+            seen_window=settings.seen_window,
+            max_record_bytes=settings.max_record_bytes,
+            snapshots=settings.recovery_dir is not None if snapshots is None else snapshots,
+            await_automation=True,
+        ),
+    )
+
+
+def recovery_config(settings: LiveSettings) -> RecoveryConfig | None:
+    """The recovery store of a run; an empty or missing directory is made one first."""
+    if settings.recovery_dir is None:
+        return None
+    folder = Path(settings.recovery_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not any(folder.iterdir()):
+        init_db_dir(folder, settings.recovery_partitions)
+    return RecoveryConfig(str(folder), timedelta(seconds=settings.backup_interval))
+
+
+def run_live(settings: LiveSettings) -> None:
+    """Run the live job in this process (one of a cluster with process_id and addresses).
+
+    SIGTERM stops it like Ctrl-C (KeyboardInterrupt): Bytewax shuts every worker down.
+    """
+    flow = live_flow(settings, final=print_summary if settings.until_end else None)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        cli_main(
+            flow,
+            workers_per_process=settings.workers,
+            process_id=settings.process_id,
+            addresses=list(settings.addresses) or None,
+            epoch_interval=timedelta(seconds=settings.snapshot_interval),
+            recovery_config=recovery_config(settings),
+        )
+    except Exception as failed:
+        # Bytewax wraps what a step raised, and the interrupt of a single worker.
+        cause = _first_cause(failed)
+        if isinstance(cause, KeyboardInterrupt):
+            raise KeyboardInterrupt from None
+        if isinstance(cause, CrmTriggersError):
+            raise cause from None
+        raise
+
+
+def _first_cause(error: BaseException) -> BaseException | None:
+    """The first interrupt or project error in an exception's chain of causes."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt | CrmTriggersError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _bytewax_recovery_requested(argv: list[str], env: Mapping[str, str]) -> bool:
+    """Whether `python -m bytewax.run` was given a recovery directory (-r or its variable)."""
+    return bool(env.get("BYTEWAX_RECOVERY_DIRECTORY")) or any(
+        arg in ("-r", "--recovery-directory") or arg.startswith("--recovery-directory=")
+        for arg in argv
+    )
+
+
+def __getattr__(name: str) -> Dataflow:
+    # `python -m bytewax.run flows.live:flow` reads `flow`: build it from the environment.
+    if name == "flow":
+        settings = LiveSettings.from_env(os.environ)
+        snapshots = settings.recovery_dir is not None or _bytewax_recovery_requested(
+            sys.argv, os.environ
+        )
+        return live_flow(settings, snapshots=snapshots)
+    raise AttributeError(name)

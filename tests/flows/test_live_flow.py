@@ -1,0 +1,124 @@
+"""The live flow's wait for automation (the caught-up marker), on in-memory batches."""
+
+from __future__ import annotations
+
+import pickle
+from collections import Counter
+from typing import Any
+
+import orjson
+from bytewax.testing import TestingSink, TestingSource, run_main
+
+from connectors.kafka import caught_up_marker
+from connectors.raw import AUTOMATION, EVENTS, RawBatch
+from flows.dataflow import Decisions, FlowSettings, GroupLogic, Parcel, build_flow, route
+
+PIPELINE = {
+    "kind": "pipeline",
+    "tenant": "acme",
+    "entity": "deal",
+    "stages": [{"id": "NEW"}, {"id": "PREPARATION"}],
+}
+WEBFORM = {
+    "kind": "trigger",
+    "tenant": "acme",
+    "id": "t-17",
+    "entity": "deal",
+    "stage": "PREPARATION",
+    "code": "WEBFORM",
+    "params": {"form_id": "12"},
+}
+
+
+def form(event_id: str, item: str) -> dict[str, Any]:
+    return {
+        "id": event_id,
+        "type": "form.submitted",
+        "tenant": "acme",
+        "occurred_at": "2026-11-25T10:00:00Z",
+        "item": {"entity": "deal", "id": item, "category": "0", "stage": "NEW"},
+        "data": {"form_id": "12"},
+    }
+
+
+def batch(stream: str, records: list[Any], first: int = 0) -> RawBatch:
+    topic = "crm.automation" if stream == AUTOMATION else "crm.events"
+    values: list[bytes | None] = [orjson.dumps(r) for r in records]
+    positions = list(range(first, first + len(values)))
+    return RawBatch(stream, topic, 0, first, positions, values)
+
+
+def run(batches: list[RawBatch], groups: int = 4) -> tuple[list[Any], list[Any], Counter[str]]:
+    transitions: list[Any] = []
+    letters: list[Any] = []
+    tallies: list[Any] = []
+    flow = build_flow(
+        TestingSource(batches),
+        TestingSink(transitions),
+        TestingSink(letters),
+        TestingSink(tallies),
+        FlowSettings(key_groups=groups, await_automation=True),
+    )
+    run_main(flow)
+    total: Counter[str] = Counter()
+    for _, tally in tallies:
+        total.update(tally)
+    return (
+        [orjson.loads(line) for _, (_, line) in transitions],
+        [orjson.loads(line) for _, (_, line) in letters],
+        total,
+    )
+
+
+def test_events_that_arrive_before_the_automation_wait_for_the_marker() -> None:
+    events = batch(EVENTS, [form("e1", "1"), form("e2", "2")])
+    automation = batch(AUTOMATION, [PIPELINE, WEBFORM])
+    moves, _, tally = run([events, automation, caught_up_marker("crm.automation")])
+    assert sorted(m["item"]["id"] for m in moves) == ["1", "2"]
+    assert tally["automation_caught_up"] == 1
+    assert tally["no_pipeline"] == 0
+
+
+def test_events_after_the_marker_are_decided_at_once() -> None:
+    automation = batch(AUTOMATION, [PIPELINE, WEBFORM])
+    later = batch(EVENTS, [form("e3", "3")])
+    moves, _, _ = run([automation, caught_up_marker("crm.automation"), later])
+    assert [m["event"]["id"] for m in moves] == ["e3"]
+
+
+def test_without_the_marker_no_event_is_decided() -> None:
+    moves, _, tally = run([batch(AUTOMATION, [PIPELINE, WEBFORM]), batch(EVENTS, [form("e", "1")])])
+    assert moves == []
+    assert tally["events_read"] == 1 and tally["transition"] == 0
+
+
+def test_a_tombstone_whose_key_names_nothing_is_an_invalid_automation_dead_letter() -> None:
+    tombstone = RawBatch(AUTOMATION, "crm.automation", 2, 7, [7], [None], [b"robot/r1"], [0])
+    [rejected] = [x for x in route([tombstone], FlowSettings()) if isinstance(x, Decisions)]
+    [(_, letter)] = rejected.dead_letters
+    assert letter.code == "invalid_automation"
+    assert "robot/r1" in letter.message
+    assert letter.origin.as_dict() == {"topic": "crm.automation", "partition": 2, "offset": 7}
+    assert rejected.tally == Counter({"automation_read": 1, "automation_dlq.invalid_automation": 1})
+
+
+def test_waiting_events_are_part_of_the_snapshot_and_a_restart_waits_again() -> None:
+    settings = FlowSettings(key_groups=1, snapshots=True, await_automation=True)
+    routed = route(
+        [batch(AUTOMATION, [PIPELINE, WEBFORM]), batch(EVENTS, [form("e1", "1")])], settings
+    )
+    parcels = [p for x in routed if not isinstance(x, Decisions) for p in [x[1]]]
+    logic = GroupLogic(settings, None)
+    [decided], _ = logic.on_batch(parcels)
+    assert decided.transitions == []
+
+    # As if the process stopped here and a new one resumed from the snapshot.
+    snapshot = logic.snapshot()
+    assert snapshot is not None
+    resumed = GroupLogic(settings, pickle.loads(pickle.dumps(snapshot)))
+    assert not resumed.ready
+    [again], _ = resumed.on_batch([Parcel(0, EVENTS, "crm.events", 0, [])])
+    assert again.transitions == []
+    marker = Parcel(0, caught_up_marker("t").stream, "t", None, [])
+    [released], _ = resumed.on_batch([marker])
+    assert [key for key, _ in released.transitions] == ["acme/deal/1"]

@@ -1,0 +1,148 @@
+"""The Kafka source and sink on their own: resume, the automation marker, keys, failures."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+import pytest
+
+from connectors.kafka import (
+    AutomationPartition,
+    EventsPartition,
+    KafkaSettings,
+    KafkaSink,
+    Producers,
+    produce_records,
+)
+from connectors.raw import AUTOMATION, AUTOMATION_CAUGHT_UP, EVENTS, RawBatch
+from connectors.tombstones import rfc3339_ms
+from state.errors import DeliveryError
+from tests.integration.conftest import read_all
+
+pytestmark = pytest.mark.integration
+
+
+def read_batches(part: Any, want: int, timeout: float = 20.0) -> list[RawBatch]:
+    """Batches until `want` records (a marker counts as one) or the partition ends."""
+    batches: list[RawBatch] = []
+    deadline = time.monotonic() + timeout
+    while sum(max(1, len(b.values)) for b in batches) < want:
+        assert time.monotonic() < deadline, f"read only {batches}"
+        try:
+            batches.extend(part.next_batch())
+        except StopIteration:
+            break
+        time.sleep(0.01)
+    return batches
+
+
+def test_events_partition_resumes_after_the_last_record_it_emitted(
+    kafka: KafkaSettings, make_topics: Any
+) -> None:
+    topics = make_topics(partitions=1)
+    produce_records(kafka, topics.events, [(None, b"%d" % n) for n in range(10)])
+
+    first = EventsPartition(kafka, topics.events, 0, None, batch_size=4)
+    read = read_batches(first, 5)
+    emitted = [v for b in read for v in b.values]
+    resume = first.snapshot()
+    first.close()
+    assert all(b.stream == EVENTS and b.partition == 0 for b in read)
+    assert resume == len(emitted) == [p for b in read for p in b.positions][-1] + 1
+
+    again = EventsPartition(kafka, topics.events, 0, resume, batch_size=4, until_end=True)
+    rest = [v for b in read_batches(again, 10 - resume) for v in b.values]
+    assert emitted + rest == [b"%d" % n for n in range(10)]
+    with pytest.raises(StopIteration):
+        read_batches(again, 1, timeout=5)
+        again.next_batch()
+    again.close()
+
+
+def test_automation_is_read_to_its_end_then_marked_then_followed(
+    kafka: KafkaSettings, make_topics: Any
+) -> None:
+    topics = make_topics()
+    pipeline = b'{"kind": "pipeline", "entity": "deal", "stages": [{"id": "NEW"}]}'
+    produce_records(kafka, topics.automation, [(b"pipeline/default/deal/0", pipeline)])
+    deleted_at = 1_767_225_600_000
+    produce_records(
+        kafka,
+        topics.automation,
+        [(b"trigger/acme/t-1", None), (b"not-a-key", None)],
+        timestamp_ms=deleted_at,
+    )
+
+    part = AutomationPartition(kafka, topics.automation, [0], None, batch_size=100)
+    batches = read_batches(part, 4)
+    assert [b.stream for b in batches] == [AUTOMATION] * (len(batches) - 1) + [AUTOMATION_CAUGHT_UP]
+    values = [v for b in batches for v in b.values]
+    assert values[0] == pipeline
+    assert orjson.loads(values[1]) == {
+        "kind": "trigger",
+        "tenant": "acme",
+        "id": "t-1",
+        "deleted": True,
+        "updated_at": rfc3339_ms(deleted_at),
+    }
+    assert values[2] is None  # left for the dataflow to dead-letter
+    assert part.snapshot() == {0: 3}
+
+    produce_records(kafka, topics.automation, [(b"pipeline/default/deal/0", pipeline)])
+    [later] = read_batches(part, 1)
+    assert (later.stream, later.positions) == (AUTOMATION, [3])
+    part.close()
+
+    resumed = AutomationPartition(kafka, topics.automation, [0], {0: 4}, batch_size=100)
+    assert [b.stream for b in read_batches(resumed, 1)] == [AUTOMATION_CAUGHT_UP]
+    resumed.close()
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2, as the Java client's default partitioner uses it."""
+    m, r = 0x5BD1E995, 24
+    length = len(data)
+    h = (0x9747B28C ^ length) & 0xFFFFFFFF
+    for i in range(0, length - length % 4, 4):
+        k = int.from_bytes(data[i : i + 4], "little")
+        k = (k * m) & 0xFFFFFFFF
+        k ^= k >> r
+        k = (k * m) & 0xFFFFFFFF
+        h = ((h * m) & 0xFFFFFFFF) ^ k
+    tail = data[length - length % 4 :]
+    if len(tail) >= 3:
+        h ^= tail[2] << 16
+    if len(tail) >= 2:
+        h ^= tail[1] << 8
+    if tail:
+        h ^= tail[0]
+        h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 15
+    return h
+
+
+def test_sink_keys_records_by_item_like_a_java_producer(
+    kafka: KafkaSettings, make_topics: Any
+) -> None:
+    topics = make_topics(partitions=3)
+    sink = KafkaSink(Producers(kafka), topics.transitions)
+    part = sink.build("transitions", 0, 1)
+    items = [(f"acme/deal/{n}", ((n, 0), b"%d" % n)) for n in range(30)]
+    part.write_batch([*items, ("", ((99, 0), b"no item"))])
+    part.close()
+
+    written = {m.value(): (m.key(), m.partition()) for m in read_all(kafka, topics.transitions)}
+    assert written[b"no item"][0] is None
+    for key, (_, line) in items:
+        assert written[line] == (key.encode(), (murmur2(key.encode()) & 0x7FFFFFFF) % 3)
+
+
+def test_a_record_that_cannot_be_delivered_stops_the_sink_loudly(kafka: KafkaSettings) -> None:
+    broken = KafkaSettings(kafka.brokers, {"message.timeout.ms": "1500"})
+    part = KafkaSink(Producers(broken), "crm-triggers-no-such-topic").build("out", 0, 1)
+    with pytest.raises(DeliveryError, match="1 records to topic 'crm-triggers-no-such-topic'"):
+        part.write_batch([("acme/deal/1", ((0, 0), b"{}"))])
