@@ -106,7 +106,12 @@ EOF
 
 # Checks the command line, not just kill -0: a pid may be reused, and a zombie
 # (if nothing reaps the detached broker) has an empty cmdline but passes kill -0.
-is_broker() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -q 'kafka\.Kafka'; }
+# No pipe into grep -q: under pipefail, grep quitting early fails the writer (SIGPIPE).
+is_broker() {
+  local cmd
+  cmd="$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null)" || return 1
+  [[ "$cmd" == *kafka.Kafka* ]]
+}
 
 running_pid() {
   [[ -f "$PID_FILE" ]] || return 1
