@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from struct import Struct
+from sys import intern
 from typing import Any
 from zlib import crc32
 
@@ -64,14 +65,15 @@ class ItemState:
 
     `fields` holds only fields some condition reads, flattened as
     (name, value, name, value, ...); `seen` the fingerprints of the last event
-    ids; `echoes` (fingerprint of transition id, to_stage) of our last moves.
+    ids; `echoes` the fingerprint of each of our last moves' transition id followed
+    by its to_stage, flattened: (fingerprint, stage, fingerprint, stage, ...).
     """
 
     category: str
     stage: str | None
     fields: tuple[Any, ...] | None = None
     seen: bytes = b""
-    echoes: tuple[tuple[bytes, str], ...] | None = None
+    echoes: tuple[bytes | str, ...] | None = None
     deleted: bool = False
 
     def has_seen(self, mark: bytes) -> bool:
@@ -92,8 +94,15 @@ class ItemState:
         return dict(zip(f[::2], f[1::2], strict=True)) if f else {}
 
     def set_fields(self, values: Mapping[str, Any], watched: frozenset[str]) -> None:
-        kept = [x for name in sorted(values) if name in watched for x in (name, values[name])]
+        kept = [
+            x for name in sorted(values) if name in watched for x in (name, _shared(values[name]))
+        ]
         self.fields = tuple(kept) if kept else None
+
+
+def _shared(value: Any) -> Any:
+    """Short strings interned: field values repeat across items (sources, statuses)."""
+    return intern(value) if type(value) is str and len(value) <= 32 else value
 
 
 class Board:
@@ -134,7 +143,7 @@ class Board:
                 "(item.category and item.stage)",
             )
         else:
-            state = ItemState(ref.category or "0", ref.stage)
+            state = ItemState(intern(ref.category or "0"), intern(ref.stage))
             outcome = self._fire(event, ref, state)
             if type(outcome) is Rejection:
                 return outcome
@@ -148,32 +157,35 @@ class Board:
         data = event.data
         etype = event.type
         if etype == "item.created":
-            fresh = ItemState(data.get("category") or ref.category or "0", data["stage"])
+            fresh = ItemState(
+                intern(data.get("category") or ref.category or "0"), intern(data["stage"])
+            )
             fresh.set_fields(data.get("fields") or {}, self.table.watched_fields)
             if state is not None:  # still the same item: its retries and echoes are known
                 fresh.seen, fresh.echoes = state.seen, state.echoes
             return CREATED, fresh
         if etype == "item.deleted":
             if state is None:
-                return DELETED, ItemState(ref.category or "0", None, deleted=True)
+                return DELETED, ItemState(intern(ref.category or "0"), None, deleted=True)
             state.deleted, state.fields = True, None
             return DELETED, state
         # item.stage_changed
         if state is None:
             category = data.get("category") or ref.category or "0"
-            return STAGE_CHANGED, ItemState(category, data["stage"])
+            return STAGE_CHANGED, ItemState(intern(category), intern(data["stage"]))
         if state.deleted:
             return ITEM_DELETED, state
         stage, category = data["stage"], data.get("category")
         echoed = data.get("transition_id")
         if echoed is not None and state.echoes:
             mark = fingerprint(echoed)
-            for seen_mark, to_stage in state.echoes:
-                if seen_mark == mark and to_stage == stage:
+            echoes = state.echoes
+            for at in range(0, len(echoes), 2):
+                if echoes[at] == mark and echoes[at + 1] == stage:
                     return CONFIRMED, state
-        state.stage = stage
+        state.stage = intern(stage)
         if category is not None:
-            state.category = category
+            state.category = intern(category)
         return STAGE_CHANGED, state
 
     def _fire(self, event: Event, ref: ItemRef, state: ItemState) -> Outcome:
@@ -241,8 +253,8 @@ class Board:
             occurred_at=event.occurred_at,
         )
         state.stage = trigger.stage
-        echoes = (*(state.echoes or ()), (fingerprint(tid), trigger.stage))
-        state.echoes = echoes[-ECHO_WINDOW:]
+        echoes = (*(state.echoes or ()), fingerprint(tid), trigger.stage)
+        state.echoes = echoes[-2 * ECHO_WINDOW :]
         return move
 
     def _apply_changes(self, state: ItemState, changes: Mapping[str, Any]) -> None:

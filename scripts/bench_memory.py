@@ -1,0 +1,127 @@
+"""Bytes of memory per tracked item: the state the job keeps for each CRM item.
+
+    python scripts/bench_memory.py [--events 3000000] [--items 1000000]
+
+Generates a log (scripts/generate.py, cached in .cache/bench/), decides it with
+one `state.board.Board` as the job's key groups do, then counts two ways:
+
+- deep size: the items dict, each key, `ItemState` and what it holds (seen-id
+  fingerprints, watched fields, echoes), with `sys.getsizeof`, objects shared
+  between items (interned stage ids, categories) counted once;
+- RSS growth of the process while deciding, for comparison (includes the
+  allocator's slack and everything else the loop allocated and kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from connectors.records import decode_event, load_json, parse_automation  # noqa: E402
+from flows.runtime import tune_gc  # noqa: E402
+from state.board import Board  # noqa: E402
+from state.model import Event, Rejection  # noqa: E402
+from state.table import TriggerTable  # noqa: E402
+
+
+def generate(events: int, items: int) -> Path:
+    folder = ROOT / ".cache" / "bench" / f"replay-{events}-{items}"
+    if not (folder / "events.jsonl").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable,
+            str(ROOT / "scripts" / "generate.py"),
+            "--out",
+            str(folder),
+            "--events",
+            str(events),
+            "--items",
+            str(items),
+        ]
+        print("generating:", " ".join(command), flush=True)
+        subprocess.run(command, check=True)
+    return folder
+
+
+def deep_size(board: Board) -> int:
+    """Bytes of the items dict and everything reachable from it, shared objects once."""
+    seen: set[int] = set()
+
+    def size(obj: Any) -> int:
+        if id(obj) in seen:
+            return 0
+        seen.add(id(obj))
+        total = sys.getsizeof(obj)
+        if isinstance(obj, tuple):
+            total += sum(size(x) for x in obj)
+        return total
+
+    total = sys.getsizeof(board.items)
+    for key, state in board.items.items():
+        total += size(key) + sys.getsizeof(state)
+        total += size(state.category) + size(state.stage) + size(state.seen)
+        total += size(state.fields) + size(state.echoes)
+    return total
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize() / 1e6
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=3_000_000)
+    parser.add_argument("--items", type=int, default=1_000_000)
+    args = parser.parse_args()
+    folder = generate(args.events, args.items)
+    tune_gc()
+    table = TriggerTable()
+    with open(folder / "automation.jsonl", "rb") as automation:
+        for line in automation:
+            record = load_json(line)
+            if not isinstance(record, Rejection):
+                record = parse_automation(record)
+                if not isinstance(record, Rejection):
+                    table.apply(record)
+    board = Board(table)
+    before = rss_mb()
+    started = time.perf_counter()
+    read = 0
+    with open(folder / "events.jsonl", "rb", buffering=1 << 20) as lines:
+        for line in lines:
+            line = line.rstrip(b"\r\n")
+            if not line.strip():
+                continue
+            read += 1
+            event = decode_event(line)
+            if type(event) is Event:
+                for ref in event.items:
+                    board.decide(event, ref)
+    seconds = time.perf_counter() - started
+    grown = rss_mb() - before
+    items = len(board.items)
+    per_item = deep_size(board) / items
+    print(
+        f"input: {read:,} events, {items:,} items tracked ({read / items:.1f} events per item), "
+        f"decided in {seconds:.0f} s"
+    )
+    print(f"deep size of item state: {per_item:,.0f} bytes per item")
+    print(f"RSS growth while deciding: {grown * 1e6 / items:,.0f} bytes per item ({grown:,.0f} MB)")
+    print(
+        f"reproduce: {sys.executable} scripts/bench_memory.py --events {args.events} "
+        f"--items {args.items}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
