@@ -26,15 +26,24 @@ that reproduces it; the machine may be shared and noisy, so quote medians.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
+import shlex
+import signal
+import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
+import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer
 from confluent_kafka import TopicPartition as KafkaPartition
 
@@ -67,6 +76,7 @@ from state.table import TriggerTable
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "bench"
 BROKER_SCRIPT = ROOT / "scripts" / "kafka" / "broker.sh"
+FRESH_DIR = "$(mktemp -d)/store"  # how the reproduce lines name a new recovery folder
 JOB_WINDOW = re.compile(r"time: +([\d.]+) s, ([\d,]+) events/s")
 
 
@@ -185,7 +195,13 @@ def baseline_command(brokers: str, topics: Topics) -> list[str]:
     return [sys.executable, script, "baseline", "--brokers", brokers, *topic_options(topics)]
 
 
-def job_command(brokers: str, topics: Topics, key_groups: int | None = None) -> list[str]:
+def job_command(
+    brokers: str,
+    topics: Topics,
+    key_groups: int | None = None,
+    extra: Sequence[str] = (),
+    until_end: bool = True,
+) -> list[str]:
     groups = [] if key_groups is None else ["--key-groups", str(key_groups)]
     return [
         sys.executable,
@@ -195,10 +211,27 @@ def job_command(brokers: str, topics: Topics, key_groups: int | None = None) -> 
         "--brokers",
         brokers,
         *topic_options(topics),
-        "--until-end",
+        *(["--until-end"] if until_end else []),
         "--summary-interval",
         "3600",
         *groups,
+        *extra,
+    ]
+
+
+def cluster_commands(
+    brokers: str, topics: Topics, key_groups: int | None, ports: Sequence[int]
+) -> list[list[str]]:
+    """Two processes of one worker each, as one Bytewax cluster."""
+    addresses = ";".join(f"127.0.0.1:{port}" for port in ports)
+    return [
+        job_command(
+            brokers,
+            topics,
+            key_groups,
+            ["--workers", "1", "--process-id", str(index), "--addresses", addresses],
+        )
+        for index in range(2)
     ]
 
 
@@ -211,21 +244,460 @@ def timed(command: list[str]) -> tuple[float, str]:
     return wall, done.stdout + done.stderr
 
 
+def timed_together(commands: list[list[str]], timeout: float = 3600) -> tuple[float, str]:
+    """Start the commands at once; seconds until the last one exits, and their output."""
+    started = time.perf_counter()
+    running = [
+        subprocess.Popen(
+            command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for command in commands
+    ]
+    outputs = [process.communicate(timeout=timeout)[0] for process in running]
+    wall = time.perf_counter() - started
+    for command, process, output in zip(commands, running, outputs, strict=True):
+        if process.returncode != 0:
+            for other in running:
+                if other.poll() is None:
+                    other.terminate()
+            raise SystemExit(f"failed ({process.returncode}): {quoted(command)}\n{output[-3000:]}")
+    return wall, "\n".join(outputs)
+
+
+def free_ports(count: int) -> tuple[int, ...]:
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = tuple(sock.getsockname()[1] for sock in sockets)
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def quoted(command: Sequence[str]) -> str:
+    return shlex.join(command)
+
+
 def count(kafka: KafkaSettings, topic: str) -> int:
     return sum(1 for _ in read_topic(kafka, topic, until_end=True))
 
 
+def window_rate(output: str) -> float | None:
+    """The job's own events/s over its processing window, from its final summary."""
+    found = JOB_WINDOW.findall(output)
+    return float(found[-1][1].replace(",", "")) if found else None
+
+
+@dataclass
+class Bench:
+    """What every mode shares: the broker, the loaded input topics and the options."""
+
+    args: argparse.Namespace
+    brokers: str
+    kafka: KafkaSettings
+    inputs: Topics
+    tag: str
+    folder: Path
+    events: int = 0
+    outputs: int = 0
+    one_process_rate: float | None = None  # the job's own window, for the latency mode
+
+    def fresh(self, name: str) -> Topics:
+        """The input topics with new, empty output topics of their own."""
+        self.outputs += 1
+        prefix = f"{self.tag}.{self.outputs}-{name}"
+        topics = Topics(self.inputs.events, self.inputs.automation, f"{prefix}", f"{prefix}-dlq")
+        create_topics(self.kafka, topic_plans(topics, self.args.partitions)[2:], 1)
+        return topics
+
+
+def load_inputs(kafka: KafkaSettings, folder: Path, topics: Topics) -> int:
+    """Produce the generated automation and events logs into their topics; events loaded."""
+    loaded = 0
+    for name, topic in (("automation", topics.automation), ("events", topics.events)):
+        lines = read_lines([str(folder / f"{name}.jsonl")])
+        compacted = name == "automation"
+        produced = produce_records(
+            kafka, topic, ((record_key(line, compacted), line) for _, _, line in lines)
+        )
+        loaded = produced.records
+    return loaded
+
+
+# Mode: the job against the plain loop (one process) --------------------------------------
+
+
+def bench_baseline(bench: Bench) -> None:
+    args, brokers, kafka = bench.args, bench.brokers, bench.kafka
+    base_rates, job_rates, windows, ratios = [], [], [], []
+    base_cmd: list[str] = []
+    job_cmd: list[str] = []
+    for run in range(1, args.runs + 1):
+        base_out, job_out = bench.fresh("base"), bench.fresh("job")
+        base_cmd = baseline_command(brokers, base_out)
+        job_cmd = job_command(brokers, job_out, args.key_groups)
+        base_wall, base_output = timed(base_cmd)
+        read_text, moved_text, _ = base_output.split()[:3]
+        job_wall, job_output = timed(job_cmd)
+        job_moved = count(kafka, job_out.transitions)
+        events, base_moved = int(read_text), int(moved_text)
+        base_rates.append(events / base_wall)
+        job_rates.append(events / job_wall)
+        ratios.append(base_wall / job_wall)
+        window = window_rate(job_output)
+        if window is not None:
+            windows.append(window)
+        check = "" if job_moved == base_moved else f"  MISMATCH: job {job_moved}"
+        print(
+            f"run {run}: baseline {events / base_wall:,.0f} events/s ({base_wall:.1f} s), "
+            f"job {events / job_wall:,.0f} events/s ({job_wall:.1f} s), "
+            f"job/baseline {base_wall / job_wall:.2f}, {base_moved:,} transitions{check}",
+            flush=True,
+        )
+    print()
+    print(f"baseline (plain confluent-kafka loop): {statistics.median(base_rates):,.0f} events/s")
+    print("  reproduce: " + quoted(base_cmd))
+    print(f"live job, one process, one worker:    {statistics.median(job_rates):,.0f} events/s")
+    print("  reproduce: " + quoted(job_cmd))
+    if windows:
+        bench.one_process_rate = statistics.median(windows)
+        print(
+            f"  (its own processing window, startup excluded: "
+            f"{statistics.median(windows):,.0f} events/s)"
+        )
+    print(f"job / baseline:                       {statistics.median(ratios):.2f}")
+    print(flush=True)
+
+
+# Mode: two processes as a Bytewax cluster against one -------------------------------------
+
+
+def bench_cluster(bench: Bench) -> None:
+    """The same job, one process against two processes of one worker each, alternating."""
+    args, brokers, kafka, events = bench.args, bench.brokers, bench.kafka, bench.events
+    if args.partitions < 2:
+        print(f"note: the events topic has {args.partitions} partition: one process reads it all")
+    one_rates, two_rates, ratios, windows = [], [], [], []
+    one_cmd: list[str] = []
+    two_cmds: list[list[str]] = []
+    for run in range(1, args.runs + 1):
+        one_out, two_out = bench.fresh("one"), bench.fresh("two")
+        one_cmd = job_command(brokers, one_out, args.key_groups)
+        two_cmds = cluster_commands(brokers, two_out, args.key_groups, free_ports(2))
+        one_wall, one_output = timed(one_cmd)
+        two_wall, _ = timed_together(two_cmds)
+        one_moved, two_moved = count(kafka, one_out.transitions), count(kafka, two_out.transitions)
+        one_rates.append(events / one_wall)
+        two_rates.append(events / two_wall)
+        ratios.append(one_wall / two_wall)
+        window = window_rate(one_output)
+        if window is not None:
+            windows.append(window)
+        check = "" if one_moved == two_moved else f" (two processes: {two_moved:,})"
+        print(
+            f"run {run}: one process {events / one_wall:,.0f} events/s ({one_wall:.1f} s), "
+            f"two processes {events / two_wall:,.0f} events/s ({two_wall:.1f} s), "
+            f"two/one {one_wall / two_wall:.2f}, {one_moved:,} transitions{check}",
+            flush=True,
+        )
+    if windows:
+        bench.one_process_rate = statistics.median(windows)
+    print()
+    print(
+        f"cluster, {events:,} events, {args.partitions} partitions, "
+        f"key groups {args.key_groups or 'default'}, process start to exit:"
+    )
+    print(f"  one process, one worker:         {statistics.median(one_rates):,.0f} events/s")
+    print("    reproduce: " + quoted(one_cmd))
+    if windows:
+        print(f"    (its own processing window: {statistics.median(windows):,.0f} events/s)")
+    print(f"  two processes, one worker each:  {statistics.median(two_rates):,.0f} events/s")
+    for command in two_cmds:
+        print("    reproduce (together): " + quoted(command))
+    print(f"  two / one:                       {statistics.median(ratios):.2f} (target >= 1.6)")
+    print(flush=True)
+
+
+# Mode: recovery snapshots on against off -----------------------------------------------------
+
+
+def bench_recovery(bench: Bench) -> None:
+    """The one-process job without recovery, with it at the default and a 1 s interval."""
+    args, brokers, events = bench.args, bench.brokers, bench.events
+    variants = {
+        "recovery off": [],
+        "recovery on, default snapshot interval": ["--recovery-dir", "{dir}"],
+        "recovery on, --snapshot-interval 1": [
+            "--recovery-dir",
+            "{dir}",
+            "--snapshot-interval",
+            "1",
+        ],
+    }
+    rates: dict[str, list[float]] = {name: [] for name in variants}
+    windows: dict[str, list[float]] = {name: [] for name in variants}
+    commands: dict[str, list[str]] = {}
+    base = "recovery off"
+    for run in range(1, args.runs + 1):
+        walls = {}
+        for name, extra in variants.items():
+            with tempfile.TemporaryDirectory(prefix="crm-recovery-") as folder:
+                store = str(Path(folder) / "store")  # fresh and missing: the job sets it up
+                options = [store if part == "{dir}" else part for part in extra]
+                command = job_command(brokers, bench.fresh("rec"), args.key_groups, options)
+                walls[name], output = timed(command)
+                size = _folder_bytes(Path(store))
+            commands[name] = [FRESH_DIR if part == store else part for part in command]
+            rates[name].append(events / walls[name])
+            window = window_rate(output)
+            if window is not None:
+                windows[name].append(window)
+            store_size = f", store {size / 1e6:.0f} MB" if size else ""
+            print(
+                f"run {run}: {name}: {events / walls[name]:,.0f} events/s "
+                f"({walls[name]:.1f} s{store_size}), on/off {walls[base] / walls[name]:.2f}",
+                flush=True,
+            )
+    print()
+    print(f"recovery snapshots, {events:,} events, one process, process start to exit:")
+    off = statistics.median(rates[base])
+    for name in variants:
+        median = statistics.median(rates[name])
+        ratio = statistics.median(
+            [on / off_rate for on, off_rate in zip(rates[name], rates[base], strict=True)]
+        )
+        own = (
+            f", own window {statistics.median(windows[name]):,.0f} events/s"
+            if windows[name]
+            else ""
+        )
+        cost = "" if name == base else f", on/off {ratio:.2f} (cost {1 - ratio:.0%})"
+        print(f"  {name}: {median:,.0f} events/s{cost}{own}")
+        print("    reproduce: " + quoted(commands[name]))
+    print(f"  (median of off: {off:,.0f} events/s; target: cost at most 15%)")
+    print(flush=True)
+
+
+def _folder_bytes(folder: Path) -> int:
+    if not folder.exists():
+        return 0
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
+# Mode: end-to-end latency at a fixed offered rate ---------------------------------------
+
+
+def bench_latency(bench: Bench) -> None:
+    """Latency at a steady offered rate, once per --latency-intervals setting."""
+    args = bench.args
+    rate = args.rate
+    if rate is None:
+        if bench.one_process_rate is None:
+            measure = job_command(bench.brokers, bench.fresh("max"), args.key_groups)
+            wall, output = timed(measure)
+            bench.one_process_rate = window_rate(output) or bench.events / wall
+            print(
+                f"one-process maximum (its own processing window): "
+                f"{bench.one_process_rate:,.0f} events/s"
+            )
+            print("  reproduce: " + quoted(measure), flush=True)
+        rate = bench.one_process_rate / 2
+    for interval in args.latency_intervals.split(","):
+        latency_at(bench, rate, None if interval == "default" else interval)
+
+
+def latency_at(bench: Bench, rate: float, interval: str | None) -> None:
+    args, kafka = bench.args, bench.kafka
+    needed = int(rate * (args.warmup + args.duration)) + 1
+    lines = read_lines([str(bench.folder / "events.jsonl")])
+    records = [(record_key(line), line) for _, _, line in islice(lines, needed)]
+    if len(records) < needed:
+        print(
+            f"note: {len(records):,} events last {len(records) / rate:.0f} s at "
+            f"{rate:,.0f} events/s, not the {args.warmup + args.duration:.0f} s asked: "
+            "pass more --events for a longer run"
+        )
+    bench.outputs += 1
+    prefix = f"{bench.tag}.lat{bench.outputs}"
+    topics = Topics(f"{prefix}.events", bench.inputs.automation, f"{prefix}.out", f"{prefix}.dlq")
+    plans = topic_plans(topics, args.partitions)
+    create_topics(kafka, [plans[0], *plans[2:]], 1)
+    extra = [] if interval is None else ["--snapshot-interval", interval]
+    command = job_command(bench.brokers, topics, args.key_groups, extra, until_end=False)
+    job = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        time.sleep(args.startup)  # the job reads the automation topic before any event
+        if job.poll() is not None:
+            raise SystemExit(f"the job stopped: {quoted(command)}\n{job.communicate()[0][-3000:]}")
+        started_ms = time.time() * 1000
+        produced, seconds = offer(kafka, topics.events, records, rate)
+        drain(kafka, topics.transitions)
+    finally:
+        job.send_signal(signal.SIGTERM)
+        try:
+            job.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            job.kill()
+            job.communicate()
+    begin = started_ms + args.warmup * 1000
+    end = started_ms + (args.warmup + args.duration) * 1000
+    latencies, offered = latencies_ms(kafka, topics, begin, end)
+    window = min(end, started_ms + seconds * 1000) - begin
+    setting = "default" if interval is None else f"{interval} s"
+    print(
+        f"latency, snapshot interval {setting}: offered {rate:,.0f} events/s for "
+        f"{seconds:.0f} s ({produced:,} events), measured after {args.warmup:.0f} s of warm-up "
+        f"over {window / 1000:.0f} s ({offered / (window / 1000):,.0f} events/s offered there)"
+    )
+    if not latencies:
+        print("  no transitions in the measured window", flush=True)
+        return
+    latencies.sort()
+    print(
+        f"  event produced to transition produced: p50 {percentile(latencies, 50):.0f} ms, "
+        f"p99 {percentile(latencies, 99):.0f} ms, max {latencies[-1]:.0f} ms, "
+        f"{len(latencies):,} transitions (target p99 <= 200 ms)"
+    )
+    print(
+        "  reproduce: the job "
+        + quoted(command)
+        + f" with events of {bench.folder / 'events.jsonl'} produced at {rate:,.0f}/s"
+        + f" (python {Path(__file__).name} latency --rate {rate:.0f})",
+        flush=True,
+    )
+
+
+def offer(
+    kafka: KafkaSettings, topic: str, records: list[tuple[bytes | None, bytes]], rate: float
+) -> tuple[int, float]:
+    """Produce the records at a steady rate; records produced and seconds taken.
+
+    Each record's Kafka timestamp is the moment of its `produce` call (CreateTime).
+    """
+    producer = Producer(kafka.producer_config())
+    produce = producer.produce
+    started = time.perf_counter()
+    sent = 0
+    total = len(records)
+    while sent < total:
+        due = min(total, int((time.perf_counter() - started) * rate))
+        while sent < due:
+            key, value = records[sent]
+            try:
+                produce(topic, value, key)
+            except BufferError:
+                producer.poll(0.01)
+                continue
+            sent += 1
+        producer.poll(0)
+        time.sleep(0.001)
+    seconds = time.perf_counter() - started
+    while producer.flush(1.0):
+        pass
+    return sent, seconds
+
+
+def drain(kafka: KafkaSettings, topic: str, quiet: float = 3.0, limit: float = 120.0) -> None:
+    """Return once the topic has not grown for `quiet` seconds (the job caught up)."""
+    admin = admin_client(kafka)
+    partitions = topic_partitions(admin, topic, kafka.brokers)
+    consumer = Consumer(kafka.consumer_config(partition_eof=False))
+    try:
+        last, since, started = -1, time.monotonic(), time.monotonic()
+        while time.monotonic() - started < limit:
+            total = sum(
+                consumer.get_watermark_offsets(KafkaPartition(topic, p), timeout=10)[1]
+                for p in partitions
+            )
+            if total != last:
+                last, since = total, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return
+            time.sleep(0.5)
+    finally:
+        consumer.close()
+
+
+def latencies_ms(
+    kafka: KafkaSettings, topics: Topics, begin_ms: float, end_ms: float
+) -> tuple[list[float], int]:
+    """Per transition of an event produced in [begin, end): its latency; and events there."""
+    produced_at: dict[str, int] = {}
+    offered = 0
+    for message in read_topic(kafka, topics.events, until_end=True):
+        stamp = message.timestamp()[1]
+        if begin_ms <= stamp < end_ms:
+            offered += 1
+            found = event_id_of(message.value())
+            if found is not None:
+                produced_at[found] = stamp
+    latencies = []
+    for message in read_topic(kafka, topics.transitions, until_end=True):
+        event_id = orjson.loads(message.value())["event"]["id"]
+        stamp = produced_at.get(event_id)
+        if stamp is not None:
+            latencies.append(float(message.timestamp()[1] - stamp))
+    return latencies, offered
+
+
+def event_id_of(value: bytes | None) -> str | None:
+    """The id of an event record; None for the malformed ones the generator mixes in."""
+    try:
+        found = orjson.loads(value or b"").get("id")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return found if isinstance(found, str) else None
+
+
+def percentile(ordered: list[float], share: float) -> float:
+    """Nearest-rank percentile of sorted values."""
+    rank = max(1, math.ceil(share / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+# Entry ----------------------------------------------------------------------------------------
+
+
+MODES = {
+    "bench": (bench_baseline,),
+    "cluster": (bench_cluster,),
+    "recovery": (bench_recovery,),
+    "latency": (bench_latency,),
+    "all": (bench_baseline, bench_cluster, bench_recovery, bench_latency),
+}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("mode", nargs="?", default="bench", choices=("bench", "baseline"))
+    parser.add_argument("mode", nargs="?", default="bench", choices=(*MODES, "baseline"))
     parser.add_argument("--events", type=int, default=1_000_000, help="lines of the events log")
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=1)
-    parser.add_argument("--partitions", type=int, default=1, help="of the events topic")
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        help="of the events topic (default: 1 for bench, 4 for the other modes)",
+    )
     parser.add_argument("--brokers", default=os.environ.get("CRM_TRIGGERS_BROKERS"))
     parser.add_argument("--keep-topics", action="store_true")
     parser.add_argument(
         "--key-groups", type=int, help="the job's --key-groups (default: the job's default)"
+    )
+    parser.add_argument(
+        "--rate", type=float, help="latency: events/s offered (default: half the measured maximum)"
+    )
+    parser.add_argument("--warmup", type=float, default=10.0, help="latency: seconds not measured")
+    parser.add_argument("--duration", type=float, default=40.0, help="latency: seconds measured")
+    parser.add_argument(
+        "--startup", type=float, default=5.0, help="latency: seconds the job gets before any event"
+    )
+    parser.add_argument(
+        "--latency-intervals",
+        default="default",
+        help="latency: the job's --snapshot-interval values to measure at, comma-separated "
+        "('default' for the job's default), e.g. default,1",
     )
     for option in ("events-topic", "automation-topic", "transitions-topic", "dead-letter-topic"):
         parser.add_argument(f"--{option}")
@@ -239,78 +711,34 @@ def main() -> int:
         print(read, moved, seconds)
         return 0
 
+    if args.partitions is None:
+        args.partitions = 1 if args.mode == "bench" else 4
     brokers = broker(args.brokers)
     kafka = KafkaSettings(brokers)
     folder = generate(args.events, args.items)
     tag = f"bench-{uuid.uuid4().hex[:8]}"
     inputs = Topics(f"{tag}.events", f"{tag}.automation", f"{tag}.job-out", f"{tag}.job-dlq")
-    base_out = Topics(inputs.events, inputs.automation, f"{tag}.base-out", f"{tag}.base-dlq")
-    create_topics(kafka, topic_plans(inputs, args.partitions), replication_factor=1)
-    create_topics(kafka, topic_plans(base_out, args.partitions), replication_factor=1)
+    create_topics(kafka, topic_plans(inputs, args.partitions)[:2], replication_factor=1)
+    bench = Bench(args, brokers, kafka, inputs, tag, folder)
     print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}, broker {brokers}")
     try:
         started = time.perf_counter()
-        for name, topic in (("automation", inputs.automation), ("events", inputs.events)):
-            lines = read_lines([str(folder / f"{name}.jsonl")])
-            compacted = name == "automation"
-            produce_records(
-                kafka, topic, ((record_key(line, compacted), line) for _, _, line in lines)
-            )
-        loaded = time.perf_counter() - started
+        bench.events = load_inputs(kafka, folder, inputs)
         print(
-            f"loaded {args.events:,} events ({args.items:,} items, {args.partitions} partitions) "
-            f"into {inputs.events} in {loaded:.1f} s ({folder})",
+            f"loaded {bench.events:,} events ({args.items:,} items, {args.partitions} partitions) "
+            f"into {inputs.events} in {time.perf_counter() - started:.1f} s ({folder})",
             flush=True,
         )
-        base_cmd = baseline_command(brokers, base_out)
-        job_cmd = job_command(brokers, inputs, args.key_groups)
-        base_rates, job_rates, windows, ratios = [], [], [], []
-        for run in range(1, args.runs + 1):
-            if run > 1:  # fresh output topics for every run, so the counts stay checkable
-                fresh = f"{tag}-{run}"
-                base_out = Topics(inputs.events, inputs.automation, f"{fresh}.b", f"{fresh}.bd")
-                inputs = Topics(inputs.events, inputs.automation, f"{fresh}.j", f"{fresh}.jd")
-                for topics in (base_out, inputs):
-                    create_topics(kafka, topic_plans(topics, args.partitions)[2:], 1)
-                base_cmd = baseline_command(brokers, base_out)
-                job_cmd = job_command(brokers, inputs, args.key_groups)
-            base_wall, base_output = timed(base_cmd)
-            read_text, moved_text, _ = base_output.split()[:3]
-            job_wall, job_output = timed(job_cmd)
-            job_moved = count(kafka, inputs.transitions)
-            window = JOB_WINDOW.findall(job_output)
-            events, base_moved = int(read_text), int(moved_text)
-            base_rates.append(events / base_wall)
-            job_rates.append(events / job_wall)
-            ratios.append(base_wall / job_wall)
-            if window:
-                windows.append(float(window[-1][1].replace(",", "")))
-            check = "" if job_moved == base_moved else f"  MISMATCH: job {job_moved}"
-            print(
-                f"run {run}: baseline {events / base_wall:,.0f} events/s ({base_wall:.1f} s), "
-                f"job {events / job_wall:,.0f} events/s ({job_wall:.1f} s), "
-                f"job/baseline {base_wall / job_wall:.2f}, {base_moved:,} transitions{check}",
-                flush=True,
-            )
-        print()
-        print(
-            f"baseline (plain confluent-kafka loop): {statistics.median(base_rates):,.0f} events/s"
-        )
-        print("  reproduce: " + " ".join(base_cmd))
-        print(f"live job, one process, one worker:    {statistics.median(job_rates):,.0f} events/s")
-        print("  reproduce: " + " ".join(job_cmd))
-        if windows:
-            print(
-                f"  (its own processing window, startup excluded: "
-                f"{statistics.median(windows):,.0f} events/s)"
-            )
-        print(f"job / baseline:                       {statistics.median(ratios):.2f}")
-        if not args.keep_topics:
+        print(f"command: {quoted([Path(sys.executable).name, *sys.argv])}\n", flush=True)
+        for measure in MODES[args.mode]:
+            measure(bench)
+        if args.keep_topics:
+            print(f"(topics kept: {tag}.*)")
+        else:
             print("(the topics are deleted now: pass --keep-topics to rerun these commands)")
     finally:
         if not args.keep_topics:
-            names = {t for topics in (inputs, base_out) for t in topics.all()}
-            delete_topics(kafka, sorted(names | _extra_topics(kafka, tag)))
+            delete_topics(kafka, sorted(_extra_topics(kafka, tag)))
     return 0
 
 

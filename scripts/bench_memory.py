@@ -16,39 +16,12 @@ from __future__ import annotations
 
 import argparse
 import resource
-import subprocess
 import sys
-import time
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from benchdata import decide_log, generated_log
 
-from connectors.records import decode_event, load_json, parse_automation  # noqa: E402
-from flows.runtime import tune_gc  # noqa: E402
-from state.board import Board  # noqa: E402
-from state.model import Event, Rejection  # noqa: E402
-from state.table import TriggerTable  # noqa: E402
-
-
-def generate(events: int, items: int) -> Path:
-    folder = ROOT / ".cache" / "bench" / f"replay-{events}-{items}"
-    if not (folder / "events.jsonl").exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        command = [
-            sys.executable,
-            str(ROOT / "scripts" / "generate.py"),
-            "--out",
-            str(folder),
-            "--events",
-            str(events),
-            "--items",
-            str(items),
-        ]
-        print("generating:", " ".join(command), flush=True)
-        subprocess.run(command, check=True)
-    return folder
+from state.board import Board
 
 
 def deep_size(board: Board) -> int:
@@ -82,31 +55,9 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=3_000_000)
     parser.add_argument("--items", type=int, default=1_000_000)
     args = parser.parse_args()
-    folder = generate(args.events, args.items)
-    tune_gc()
-    table = TriggerTable()
-    with open(folder / "automation.jsonl", "rb") as automation:
-        for line in automation:
-            record = load_json(line)
-            if not isinstance(record, Rejection):
-                record = parse_automation(record)
-                if not isinstance(record, Rejection):
-                    table.apply(record)
-    board = Board(table)
+    folder = generated_log(args.events, args.items)
     before = rss_mb()
-    started = time.perf_counter()
-    read = 0
-    with open(folder / "events.jsonl", "rb", buffering=1 << 20) as lines:
-        for line in lines:
-            line = line.rstrip(b"\r\n")
-            if not line.strip():
-                continue
-            read += 1
-            event = decode_event(line)
-            if type(event) is Event:
-                for ref in event.items:
-                    board.decide(event, ref)
-    seconds = time.perf_counter() - started
+    board, read, _, seconds = decide_log(folder)
     grown = rss_mb() - before
     items = len(board.items)
     per_item = deep_size(board) / items

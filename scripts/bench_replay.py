@@ -7,7 +7,7 @@ alternates, run by run, between:
 
 - baseline: one Python process reading the same files, decoding each line with
   `connectors.records.decode_event` and deciding it with one `state.board.Board`,
-  no Bytewax, no output (the floor the job's decision work cannot go under);
+  no Bytewax, no output (`scripts/benchdata.py FOLDER`: the floor of the job's work);
 - job: `python -m flows replay` as a separate process, writing transitions and
   dead letters to files.
 
@@ -26,73 +26,13 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-CACHE = ROOT / ".cache" / "bench"
-
-
-def generate(events: int, items: int) -> Path:
-    folder = CACHE / f"replay-{events}-{items}"
-    if not (folder / "events.jsonl").exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        command = [
-            sys.executable,
-            str(ROOT / "scripts" / "generate.py"),
-            "--out",
-            str(folder),
-            "--events",
-            str(events),
-            "--items",
-            str(items),
-        ]
-        print("generating:", " ".join(command), flush=True)
-        subprocess.run(command, check=True)
-    return folder
-
-
-BASELINE = """
-import sys, time
-sys.path.insert(0, {root!r})
-import orjson
-from connectors.records import decode_event, load_json, parse_automation
-from flows.runtime import tune_gc
-from state.board import Board
-from state.model import Event, Rejection
-from state.table import TriggerTable
-tune_gc()
-started = time.perf_counter()
-table = TriggerTable()
-for line in open({automation!r}, "rb"):
-    record = load_json(line)
-    if not isinstance(record, Rejection):
-        record = parse_automation(record)
-        if not isinstance(record, Rejection):
-            table.apply(record)
-board = Board(table)
-decide = board.decide
-read = moved = 0
-with open({events!r}, "rb", buffering=1 << 20) as lines:
-    for line in lines:
-        line = line.rstrip(b"\\r\\n")
-        if not line.strip():
-            continue
-        read += 1
-        event = decode_event(line)
-        if type(event) is Event:
-            for ref in event.items:
-                if type(decide(event, ref)).__name__ == "Transition":
-                    moved += 1
-print(read, moved, time.perf_counter() - started)
-"""
+from benchdata import ROOT, generated_log
 
 
 def run_baseline(folder: Path) -> tuple[float, int, int]:
-    code = BASELINE.format(
-        root=str(ROOT),
-        automation=str(folder / "automation.jsonl"),
-        events=str(folder / "events.jsonl"),
-    )
     started = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    command = [sys.executable, str(ROOT / "scripts" / "benchdata.py"), str(folder)]
+    out = subprocess.run(command, check=True, capture_output=True, text=True)
     wall = time.perf_counter() - started
     read, moved, _ = out.stdout.split()
     return wall, int(read), int(moved)
@@ -137,7 +77,7 @@ def main() -> int:
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    folder = generate(args.events, args.items)
+    folder = generated_log(args.events, args.items)
     size = os.path.getsize(folder / "events.jsonl")
     print(
         f"input: {args.events:,} events over {args.items:,} items, {size / 1e6:.0f} MB ({folder})"
