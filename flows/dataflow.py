@@ -23,7 +23,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeGuard
-from zlib import crc32
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
@@ -42,7 +41,7 @@ from connectors.records import (
 )
 from connectors.tombstones import tombstone_record
 from state.board import DEFAULT_SEEN_WINDOW, Board
-from state.model import Decided, Outcome, Rejection, Transition
+from state.model import Decided, Outcome, Rejection, Transition, item_key
 from state.table import TriggerTable
 
 DLQ_TALLY = {AUTOMATION: "automation_dlq.", EVENTS: "dlq."}
@@ -158,7 +157,7 @@ def route(batches: list[RawBatch], settings: FlowSettings) -> list[tuple[str, Pa
                 continue
             entry = (seq, position, raw, record)
             for group in {
-                crc32(f"{record.tenant}/{ref.entity}/{ref.id}".encode()) % groups
+                group_of(item_key(record.tenant, ref.entity, ref.id), groups)
                 for ref in record.items
             }:
                 bucket = by_group.get(group)
@@ -285,7 +284,7 @@ def decide_parcels(board: Board, parcels: list[Parcel], settings: FlowSettings) 
             items = event.items
             if len(items) == 1:
                 ref = items[0]
-                key = f"{event.tenant}/{ref.entity}/{ref.id}"
+                key = f"{event.tenant}/{ref.entity}/{ref.id}"  # item_key(), inlined
                 outcome = decide(event, ref, key)
                 if type(outcome) is Decided:
                     add_reason(outcome.reason)

@@ -89,10 +89,6 @@ class TriggerTable:
         self._last[(tenant, entity, category)] = (start, end, view)  # type: ignore[assignment]
         return view  # type: ignore[return-value]
 
-    def pipeline_at(self, tenant: str, entity: str, category: str, at: datetime) -> Pipeline | None:
-        found = _version_at(self._pipelines.get((tenant, entity, category)), at)
-        return found if isinstance(found, Pipeline) else None
-
     def _check_trigger(self, trigger: Trigger) -> Rejection | None:
         """The trigger's stage must be in its pipeline, when the pipeline is known.
 
