@@ -1,26 +1,41 @@
-"""Kafka to Kafka benchmark: the live job against a plain confluent-kafka loop.
+"""Kafka to Kafka benchmark: the live job against a plain loop, a cluster, recovery, latency.
 
-    python scripts/bench_kafka.py [--events 1000000] [--items 100000] [--runs 1]
-                                  [--partitions 1] [--brokers HOST:PORT] [--keep-topics]
-                                  [--key-groups N]
+    python scripts/bench_kafka.py [bench|cluster|recovery|latency|all]
+                                  [--events 1000000] [--items 100000] [--runs 1]
+                                  [--partitions N] [--brokers HOST:PORT] [--keep-topics]
+                                  [--key-groups N] [--rate EVENTS_PER_S] [--warmup 10]
+                                  [--duration 40] [--latency-intervals default,1]
 
 Generates a realistic log once (scripts/generate.py, cached in .cache/bench/),
 loads it into fresh uuid-named topics on the local broker (started with
 scripts/kafka/broker.sh unless --brokers or CRM_TRIGGERS_BROKERS names a
-cluster), then measures, alternating run by run:
+cluster; events topic of 1 partition for `bench`, 4 for the other modes), then
+measures, alternating run by run, each job writing to fresh output topics:
 
-- baseline: one Python process, a plain confluent-kafka loop that reads the
-  automation topic into a `state.table.TriggerTable`, consumes the events topic,
-  decodes each record with `connectors.records.decode_event`, decides it with one
-  `state.board.Board`, and produces transitions and dead letters (keyed, through
-  an idempotent producer) to its own topics, flushing at the end;
-- job: `python -m flows run --until-end` on the same topics, one process, one
-  worker, writing to its own topics.
+- bench (the default): a plain confluent-kafka loop in one Python process that
+  reads the automation topic into a `state.table.TriggerTable`, consumes the
+  events topic, decodes each record with `connectors.records.decode_event`,
+  decides it with one `state.board.Board`, and produces transitions and dead
+  letters (keyed, through an idempotent producer), against
+  `python -m flows run --until-end`, one process, one worker;
+- cluster: that job in one process against two processes of one worker each as
+  one Bytewax cluster (`--process-id 0/1 --addresses ...`), with the CPU time of
+  the job processes and how busy the whole machine was;
+- recovery: the one-process job without a recovery folder, with a fresh one at
+  the default snapshot interval and with `--snapshot-interval 1`;
+- latency: the job live (no --until-end) while this script produces the events
+  at a steady rate (default: half the one-process maximum, measured first);
+  afterwards both topics are read back and each transition's Kafka timestamp
+  (the job's produce call) is joined by event id to its event's (this script's
+  produce call). Transitions of events produced in the first --warmup seconds
+  are left out;
+- all: the four in that order, on one set of input topics.
 
-Both are timed from process start to exit: startup and reading the automation
-topic are included. The job's own count of its processing window (first batch to
-last, from its final summary) is printed as well. Each line names the command
-that reproduces it; the machine may be shared and noisy, so quote medians.
+Throughput is timed from process start to exit: startup and reading the
+automation topic are included. The job's own count of its processing window
+(first batch to last, from its final summary) is printed as well. Each figure
+names the command that reproduces it (with --keep-topics the topics stay); the
+machine may be shared and noisy, so quote medians of --runs.
 """
 
 from __future__ import annotations
@@ -29,6 +44,7 @@ import argparse
 import math
 import os
 import re
+import resource
 import shlex
 import signal
 import socket
@@ -44,6 +60,7 @@ from itertools import islice
 from pathlib import Path
 
 import orjson
+from benchdata import ROOT, generated_log
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer
 from confluent_kafka import TopicPartition as KafkaPartition
 
@@ -73,10 +90,8 @@ from state.board import Board
 from state.model import Event, Rejection, Transition
 from state.table import TriggerTable
 
-ROOT = Path(__file__).resolve().parent.parent
-CACHE = ROOT / ".cache" / "bench"
 BROKER_SCRIPT = ROOT / "scripts" / "kafka" / "broker.sh"
-FRESH_DIR = "$(mktemp -d)/store"  # how the reproduce lines name a new recovery folder
+FRESH_DIR = "FRESH-RECOVERY-DIR"  # a new, missing folder in the reproduce lines
 JOB_WINDOW = re.compile(r"time: +([\d.]+) s, ([\d,]+) events/s")
 
 
@@ -156,17 +171,6 @@ def baseline(brokers: str, topics: Topics) -> tuple[int, int, float]:
 
 
 # Orchestration --------------------------------------------------------------------------
-
-
-def generate(events: int, items: int) -> Path:
-    folder = CACHE / f"kafka-{events}-{items}"
-    if not (folder / "events.jsonl").exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, str(ROOT / "scripts" / "generate.py"), "--out", str(folder)]
-        command += ["--events", str(events), "--items", str(items)]
-        print("generating:", " ".join(command), flush=True)
-        subprocess.run(command, check=True)
-    return folder
 
 
 def broker(given: str | None) -> str:
@@ -288,6 +292,46 @@ def window_rate(output: str) -> float | None:
     return float(found[-1][1].replace(",", "")) if found else None
 
 
+class CpuUse:
+    """CPU seconds of the job processes (children) and of the whole machine over a block.
+
+    On 2 cores with the broker on the same machine, whether the cores were saturated
+    says how much a second process could add.
+    """
+
+    def __enter__(self) -> CpuUse:
+        self.children = _children_cpu()
+        self.machine = _machine_busy()
+        self.wall = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self.wall
+        self.children = _children_cpu() - self.children
+        self.machine = _machine_busy() - self.machine
+
+    def __str__(self) -> str:
+        return (
+            f"job CPU {self.children:.1f} s, whole machine busy {self.machine / self.wall:.2f} "
+            f"of {os.cpu_count()} cores (job {self.children / self.wall:.2f}, "
+            f"broker and the rest {(self.machine - self.children) / self.wall:.2f})"
+        )
+
+
+def _children_cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def _machine_busy() -> float:
+    """CPU seconds all cores spent busy since boot (Linux /proc/stat; 0 elsewhere)."""
+    try:
+        ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except OSError:
+        return 0.0
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Bench:
     """What every mode shares: the broker, the loaded input topics and the options."""
@@ -347,7 +391,14 @@ def bench_baseline(bench: Bench) -> None:
         window = window_rate(job_output)
         if window is not None:
             windows.append(window)
-        check = "" if job_moved == base_moved else f"  MISMATCH: job {job_moved}"
+        check = ""
+        if job_moved != base_moved:
+            # Across partitions, an event naming several items is ordered differently.
+            check = (
+                f"  MISMATCH: job {job_moved:,}"
+                if args.partitions == 1
+                else f" (job: {job_moved:,})"
+            )
         print(
             f"run {run}: baseline {events / base_wall:,.0f} events/s ({base_wall:.1f} s), "
             f"job {events / job_wall:,.0f} events/s ({job_wall:.1f} s), "
@@ -384,8 +435,10 @@ def bench_cluster(bench: Bench) -> None:
         one_out, two_out = bench.fresh("one"), bench.fresh("two")
         one_cmd = job_command(brokers, one_out, args.key_groups)
         two_cmds = cluster_commands(brokers, two_out, args.key_groups, free_ports(2))
-        one_wall, one_output = timed(one_cmd)
-        two_wall, _ = timed_together(two_cmds)
+        with CpuUse() as one_cpu:
+            one_wall, one_output = timed(one_cmd)
+        with CpuUse() as two_cpu:
+            two_wall, _ = timed_together(two_cmds)
         one_moved, two_moved = count(kafka, one_out.transitions), count(kafka, two_out.transitions)
         one_rates.append(events / one_wall)
         two_rates.append(events / two_wall)
@@ -400,6 +453,7 @@ def bench_cluster(bench: Bench) -> None:
             f"two/one {one_wall / two_wall:.2f}, {one_moved:,} transitions{check}",
             flush=True,
         )
+        print(f"  one process: {one_cpu}\n  two processes: {two_cpu}", flush=True)
     if windows:
         bench.one_process_rate = statistics.median(windows)
     print()
@@ -473,7 +527,8 @@ def bench_recovery(bench: Bench) -> None:
         )
         cost = "" if name == base else f", on/off {ratio:.2f} (cost {1 - ratio:.0%})"
         print(f"  {name}: {median:,.0f} events/s{cost}{own}")
-        print("    reproduce: " + quoted(commands[name]))
+        shown = quoted(commands[name]).replace(FRESH_DIR, '"$(mktemp -d)/store"')
+        print("    reproduce: " + shown)
     print(f"  (median of off: {off:,.0f} events/s; target: cost at most 15%)")
     print(flush=True)
 
@@ -502,16 +557,40 @@ def bench_latency(bench: Bench) -> None:
             )
             print("  reproduce: " + quoted(measure), flush=True)
         rate = bench.one_process_rate / 2
-    for interval in args.latency_intervals.split(","):
-        latency_at(bench, rate, None if interval == "default" else interval)
+    intervals = args.latency_intervals.split(",")
+    found: dict[str, list[tuple[float, float]]] = {interval: [] for interval in intervals}
+    for run in range(1, args.runs + 1):
+        for interval in intervals:
+            setting = None if interval == "default" else interval
+            measured = latency_at(bench, rate, setting, run)
+            if measured is not None:
+                found[interval].append(measured)
+    print()
+    print(f"latency at {rate:,.0f} events/s offered, medians of {args.runs} run(s):")
+    for interval, pairs in found.items():
+        if pairs:
+            p50 = statistics.median(p for p, _ in pairs)
+            p99 = statistics.median(p for _, p in pairs)
+            print(
+                f"  snapshot interval {interval}: p50 {p50:.0f} ms, p99 {p99:.0f} ms "
+                "(target p99 <= 200 ms)"
+            )
+    print(
+        f"  reproduce: {quoted(['python', 'scripts/bench_kafka.py', 'latency'])} "
+        f"--rate {rate:.0f} --latency-intervals {args.latency_intervals} --runs {args.runs}"
+    )
+    print(flush=True)
 
 
-def latency_at(bench: Bench, rate: float, interval: str | None) -> None:
+def latency_at(
+    bench: Bench, rate: float, interval: str | None, run: int
+) -> tuple[float, float] | None:
+    """p50 and p99 in ms of one live run at the offered rate (None: no transitions)."""
     args, kafka = bench.args, bench.kafka
     needed = int(rate * (args.warmup + args.duration)) + 1
     lines = read_lines([str(bench.folder / "events.jsonl")])
     records = [(record_key(line), line) for _, _, line in islice(lines, needed)]
-    if len(records) < needed:
+    if len(records) < 0.99 * needed:
         print(
             f"note: {len(records):,} events last {len(records) / rate:.0f} s at "
             f"{rate:,.0f} events/s, not the {args.warmup + args.duration:.0f} s asked: "
@@ -543,22 +622,30 @@ def latency_at(bench: Bench, rate: float, interval: str | None) -> None:
             job.communicate()
     begin = started_ms + args.warmup * 1000
     end = started_ms + (args.warmup + args.duration) * 1000
-    latencies, offered = latencies_ms(kafka, topics, begin, end)
+    timed_latencies, offered = latencies_ms(kafka, topics, begin, end)
+    latencies = [latency for _, latency in timed_latencies]
     window = min(end, started_ms + seconds * 1000) - begin
     setting = "default" if interval is None else f"{interval} s"
     print(
-        f"latency, snapshot interval {setting}: offered {rate:,.0f} events/s for "
+        f"run {run}: latency, snapshot interval {setting}: offered {rate:,.0f} events/s for "
         f"{seconds:.0f} s ({produced:,} events), measured after {args.warmup:.0f} s of warm-up "
         f"over {window / 1000:.0f} s ({offered / (window / 1000):,.0f} events/s offered there)"
     )
     if not latencies:
         print("  no transitions in the measured window", flush=True)
-        return
+        return None
     latencies.sort()
     print(
         f"  event produced to transition produced: p50 {percentile(latencies, 50):.0f} ms, "
         f"p99 {percentile(latencies, 99):.0f} ms, max {latencies[-1]:.0f} ms, "
         f"{len(latencies):,} transitions (target p99 <= 200 ms)"
+    )
+    slices: dict[int, list[float]] = {}
+    for stamp, latency in timed_latencies:
+        slices.setdefault(int((stamp - begin) // 5000), []).append(latency)
+    print(
+        "  p99 by 5 s slice of the window (ms): "
+        + " ".join(f"{percentile(sorted(found), 99):.0f}" for _, found in sorted(slices.items()))
     )
     print(
         "  reproduce: the job "
@@ -567,6 +654,7 @@ def latency_at(bench: Bench, rate: float, interval: str | None) -> None:
         + f" (python {Path(__file__).name} latency --rate {rate:.0f})",
         flush=True,
     )
+    return percentile(latencies, 50), percentile(latencies, 99)
 
 
 def offer(
@@ -622,8 +710,9 @@ def drain(kafka: KafkaSettings, topic: str, quiet: float = 3.0, limit: float = 1
 
 def latencies_ms(
     kafka: KafkaSettings, topics: Topics, begin_ms: float, end_ms: float
-) -> tuple[list[float], int]:
-    """Per transition of an event produced in [begin, end): its latency; and events there."""
+) -> tuple[list[tuple[int, float]], int]:
+    """Per transition of an event produced in [begin, end): the event's timestamp and the
+    latency in ms; and the number of events produced there."""
     produced_at: dict[str, int] = {}
     offered = 0
     for message in read_topic(kafka, topics.events, until_end=True):
@@ -638,7 +727,7 @@ def latencies_ms(
         event_id = orjson.loads(message.value())["event"]["id"]
         stamp = produced_at.get(event_id)
         if stamp is not None:
-            latencies.append(float(message.timestamp()[1] - stamp))
+            latencies.append((stamp, float(message.timestamp()[1] - stamp)))
     return latencies, offered
 
 
@@ -715,7 +804,7 @@ def main() -> int:
         args.partitions = 1 if args.mode == "bench" else 4
     brokers = broker(args.brokers)
     kafka = KafkaSettings(brokers)
-    folder = generate(args.events, args.items)
+    folder = generated_log(args.events, args.items)
     tag = f"bench-{uuid.uuid4().hex[:8]}"
     inputs = Topics(f"{tag}.events", f"{tag}.automation", f"{tag}.job-out", f"{tag}.job-dlq")
     create_topics(kafka, topic_plans(inputs, args.partitions)[:2], replication_factor=1)
