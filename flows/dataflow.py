@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeGuard
+from zlib import crc32
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
@@ -122,8 +123,11 @@ def route(batches: list[RawBatch], settings: FlowSettings) -> list[tuple[str, Pa
     """Send each event to its items' groups and automation to all.
 
     With one group there is nothing to choose: records go on undecoded and the
-    group decodes them. Otherwise an event is decoded here to find its items, and
-    the decoded record travels with it (within a process).
+    group decodes them. A Kafka event keyed by its item (`tenant/entity/id`, the
+    topic's contract) that names a single item goes to its key's group undecoded
+    too; the group checks the key against the item. Any other event is decoded
+    here to find its items, and the decoded record travels with it (within a
+    process).
     """
     groups = settings.key_groups
     rejected = Decisions([], [], Counter())
@@ -147,7 +151,17 @@ def route(batches: list[RawBatch], settings: FlowSettings) -> list[tuple[str, Pa
             )
             continue
         by_group: dict[int, list[Entry]] = {}
-        for seq, position, raw, _ in entries:
+        keys = batch.keys
+        for (seq, position, raw, _), key in zip(
+            entries, keys or [None] * len(entries), strict=True
+        ):
+            if key and raw is not None and b'"items"' not in raw:
+                group = crc32(key) % groups
+                bucket = by_group.get(group)
+                if bucket is None:
+                    bucket = by_group[group] = []
+                bucket.append((seq, position, raw, None))
+                continue
             record = decode(stream, raw, settings.max_record_bytes)
             if type(record) is Rejection:
                 origin = origin_of(source, partition, position)
@@ -276,7 +290,8 @@ def decide_parcels(board: Board, parcels: list[Parcel], settings: FlowSettings) 
             continue
         for entry in parcel.entries:
             event = entry[3]
-            if event is None:
+            decoded_here = event is None
+            if decoded_here:
                 event = decode(EVENTS, entry[2], max_bytes)
                 if type(event) is Rejection:
                     _record(out, parcel, entry, 0, None, event)
@@ -285,6 +300,9 @@ def decide_parcels(board: Board, parcels: list[Parcel], settings: FlowSettings) 
             if len(items) == 1:
                 ref = items[0]
                 key = f"{event.tenant}/{ref.entity}/{ref.id}"  # item_key(), inlined
+                if decoded_here and groups > 1 and group_of(key, groups) != parcel.group:
+                    _record(out, parcel, entry, 0, key, _misrouted(key))
+                    continue
                 outcome = decide(event, ref, key)
                 if type(outcome) is Decided:
                     add_reason(outcome.reason)
@@ -304,6 +322,14 @@ def decide_parcels(board: Board, parcels: list[Parcel], settings: FlowSettings) 
                     _record(out, parcel, entry, index, key, outcome)
     out.tally.update(reasons)
     return out
+
+
+def _misrouted(key: str) -> Rejection:
+    return Rejection(
+        "invalid_record",
+        f"Kafka key: the record's key does not name its item {key} (expected the key "
+        f"{key!r}: events are keyed tenant/entity/id of their item)",
+    )
 
 
 def _record(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import zlib
 from collections import Counter
 from typing import Any
 
@@ -122,3 +123,33 @@ def test_waiting_events_are_part_of_the_snapshot_and_a_restart_waits_again() -> 
     marker = Parcel(0, caught_up_marker("t").stream, "t", None, [])
     [released], _ = resumed.on_batch([marker])
     assert [key for key, _ in released.transitions] == ["acme/deal/1"]
+
+
+def keyed(records: list[dict[str, Any]], keys: list[bytes | None]) -> RawBatch:
+    values: list[bytes | None] = [orjson.dumps(r) for r in records]
+    return RawBatch(EVENTS, "crm.events", 0, 0, list(range(len(values))), values, keys)
+
+
+def test_events_keyed_by_their_item_go_to_its_group_undecoded() -> None:
+    items = [str(n) for n in range(12)]
+    events = keyed([form(f"e{i}", i) for i in items], [f"acme/deal/{i}".encode() for i in items])
+    routed = route([events], FlowSettings(key_groups=8))
+    parcels = [x[1] for x in routed if not isinstance(x, Decisions)]
+    assert {len(p.entries) for p in parcels} and all(
+        e[3] is None for p in parcels for e in p.entries
+    )
+    automation = batch(AUTOMATION, [PIPELINE, WEBFORM])
+    moves, letters, _ = run([automation, caught_up_marker("crm.automation"), events], groups=8)
+    assert sorted(m["item"]["id"] for m in moves) == sorted(items)
+    assert letters == []
+
+
+def test_an_event_keyed_by_another_item_is_a_dead_letter_not_a_split_state() -> None:
+    wrong = keyed([form("e1", "1")], [b"acme/deal/999"])
+    automation = batch(AUTOMATION, [PIPELINE, WEBFORM])
+    moves, letters, _ = run([automation, caught_up_marker("crm.automation"), wrong], groups=8)
+    assert zlib.crc32(b"acme/deal/999") % 8 != zlib.crc32(b"acme/deal/1") % 8  # other groups
+    assert moves == []
+    [letter] = letters
+    assert letter["code"] == "invalid_record"
+    assert "acme/deal/1" in letter["message"]
