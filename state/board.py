@@ -8,11 +8,12 @@ spec's decision procedure step by step.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from struct import Struct
 from sys import intern
 from typing import Any
 from zlib import crc32
+
+import msgspec
 
 from state.codes import LIFECYCLE, codes_for, params_match
 from state.model import (
@@ -59,14 +60,17 @@ def fingerprint(text: str) -> bytes:
     return _pack(crc32(raw), crc32(raw[::-1]))
 
 
-@dataclass(slots=True)
-class ItemState:
+class ItemState(msgspec.Struct, gc=False):
     """What decisions need to know of one item, and nothing more.
 
-    `fields` holds only fields some condition reads, flattened as
-    (name, value, name, value, ...); `seen` the fingerprints of the last event
-    ids; `echoes` the fingerprint of each of our last moves' transition id followed
-    by its to_stage, flattened: (fingerprint, stage, fingerprint, stage, ...).
+    `stage` is None once the item is deleted. `fields` holds only fields some
+    condition reads: a tuple of their names (shared between items) followed by
+    their values; `seen` the fingerprints of the last event ids; `echoes` the
+    fingerprint of each of our last moves' transition id followed by its
+    to_stage, flattened: (fingerprint, stage, fingerprint, stage, ...).
+
+    A msgspec Struct without GC tracking: a million of them hold no reference
+    cycles, and the collector need not walk them (16 bytes less each, too).
     """
 
     category: str
@@ -74,7 +78,10 @@ class ItemState:
     fields: tuple[Any, ...] | None = None
     seen: bytes = b""
     echoes: tuple[bytes | str, ...] | None = None
-    deleted: bool = False
+
+    @property
+    def deleted(self) -> bool:
+        return self.stage is None
 
     def has_seen(self, mark: bytes) -> bool:
         seen = self.seen
@@ -91,13 +98,19 @@ class ItemState:
 
     def field_map(self) -> dict[str, Any]:
         f = self.fields
-        return dict(zip(f[::2], f[1::2], strict=True)) if f else {}
+        return dict(zip(f[0], f[1:], strict=True)) if f else {}
 
     def set_fields(self, values: Mapping[str, Any], watched: frozenset[str]) -> None:
-        kept = [
-            x for name in sorted(values) if name in watched for x in (name, _shared(values[name]))
-        ]
-        self.fields = tuple(kept) if kept else None
+        names = tuple(name for name in sorted(values) if name in watched)
+        if not names:
+            self.fields = None
+            return
+        names = _FIELD_NAMES.setdefault(names, names)
+        self.fields = (names, *(_shared(values[name]) for name in names))
+
+
+_FIELD_NAMES: dict[tuple[str, ...], tuple[str, ...]] = {}
+"""One tuple object per set of watched field names, shared by the items that have it."""
 
 
 def _shared(value: Any) -> Any:
@@ -166,8 +179,8 @@ class Board:
             return CREATED, fresh
         if etype == "item.deleted":
             if state is None:
-                return DELETED, ItemState(intern(ref.category or "0"), None, deleted=True)
-            state.deleted, state.fields = True, None
+                return DELETED, ItemState(intern(ref.category or "0"), None)
+            state.stage, state.fields = None, None
             return DELETED, state
         # item.stage_changed
         if state is None:
