@@ -49,7 +49,7 @@ EXIT_INTERRUPTED = 130
 
 def _engine_options(parser: argparse.ArgumentParser) -> None:
     for option, what in (
-        ("key-groups", "key groups the items are spread over; fixed for a recovery store"),
+        ("key-groups", "key groups the items are spread over (replay default 1, run 64)"),
         ("seen-window", "event ids remembered per item to drop producer retries"),
         ("max-record-bytes", "larger records are dead letters (too_large)"),
     ):
