@@ -113,6 +113,15 @@ is_broker() {
   [[ "$cmd" == *kafka.Kafka* ]]
 }
 
+# Alive and not a zombie. During startup the child may not have exec'd java yet,
+# so its command line cannot tell; its state can.
+alive() {
+  local stat
+  read -r stat <"/proc/$1/stat" 2>/dev/null || return 1
+  stat="${stat##*) }"
+  [[ "${stat%% *}" != "Z" ]]
+}
+
 running_pid() {
   [[ -f "$PID_FILE" ]] || return 1
   local pid; pid="$(cat "$PID_FILE")"
@@ -203,7 +212,7 @@ start() {
 
   local deadline=$((SECONDS + START_TIMEOUT))
   until broker_ready; do
-    if ! is_broker "$pid"; then
+    if ! alive "$pid"; then
       rm -f "$PID_FILE"; show_log
       die "broker exited during startup"
     fi
