@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -77,6 +78,11 @@ class Summary:
         if not self.balanced():
             lines.append(f"WARNING: {self.outcomes} outcomes for {self.events_read} events read")
         return "\n".join(lines)
+
+
+def print_summary(summary: Summary) -> None:
+    """The summary on standard error, where a run's counts go."""
+    sys.stderr.write(summary.render() + "\n")
 
 
 class SummarySink(FixedPartitionedSink[Counter[str], None]):

@@ -25,8 +25,8 @@ from connectors.kafka import (
     topic_partitions,
     topic_plans,
 )
-from connectors.summary import Summary
-from flows.replay import print_summary, replay_flow
+from connectors.summary import Summary, print_summary
+from flows.replay import replay_flow
 from flows.settings import (
     DEFAULT_SNAPSHOT_INTERVAL,
     DEFAULT_SUMMARY_INTERVAL,

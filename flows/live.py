@@ -34,15 +34,11 @@ from connectors.kafka import (
     Producers,
     print_line,
 )
-from connectors.summary import Summary
+from connectors.summary import Summary, print_summary
 from flows.dataflow import FlowSettings, build_flow
 from flows.runtime import tune_gc
 from flows.settings import LiveSettings
 from state.errors import CrmTriggersError
-
-
-def print_summary(summary: Summary) -> None:
-    sys.stderr.write(summary.render() + "\n")
 
 
 def live_flow(

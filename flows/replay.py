@@ -11,20 +11,15 @@ runner, settings from the environment:
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
 
 from bytewax.dataflow import Dataflow
 
 from connectors.jsonl import OrderedFileSink, ReplayInputs, ReplaySource
-from connectors.summary import Summary, SummarySink
+from connectors.summary import Summary, SummarySink, print_summary
 from flows.dataflow import FlowSettings, build_flow
 from flows.runtime import tune_gc
 from flows.settings import ReplaySettings
-
-
-def print_summary(summary: Summary) -> None:
-    sys.stderr.write(summary.render() + "\n")
 
 
 def replay_flow(

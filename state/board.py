@@ -125,7 +125,6 @@ class Board:
         self.table = table
         self.items: dict[str, ItemState] = {}
         self.seen_window = seen_window
-        self._seen_bytes = 8 * seen_window
 
     def decide(self, event: Event, ref: ItemRef, key: str | None = None) -> Outcome:
         """Apply one event to one item it names (`key`: its item key); at most one move."""
@@ -142,8 +141,7 @@ class Board:
                 # The hot path: an activity event or a field change for a live item.
                 outcome = self._fire(event, ref, state)
                 if type(outcome) is not Rejection:
-                    seen = state.seen + mark
-                    state.seen = seen if len(seen) <= self._seen_bytes else seen[8:]
+                    state.remember(mark, self.seen_window)
                 return outcome
         if etype in _LIFECYCLE_ONLY:
             outcome, state = self._lifecycle(event, ref, state)
