@@ -299,7 +299,7 @@ def decide_parcels(board: Board, parcels: list[Parcel], settings: FlowSettings) 
             items = event.items
             if len(items) == 1:
                 ref = items[0]
-                key = f"{event.tenant}/{ref.entity}/{ref.id}"  # item_key(), inlined
+                key = item_key(event.tenant, ref.entity, ref.id)
                 if decoded_here and groups > 1 and group_of(key, groups) != parcel.group:
                     _record(out, parcel, entry, 0, key, _misrouted(key))
                     continue
@@ -310,7 +310,7 @@ def decide_parcels(board: Board, parcels: list[Parcel], settings: FlowSettings) 
                     _record(out, parcel, entry, 0, key, outcome)
                 continue
             for index, ref in enumerate(items):
-                key = f"{event.tenant}/{ref.entity}/{ref.id}"
+                key = item_key(event.tenant, ref.entity, ref.id)
                 if groups > 1 and group_of(key, groups) != parcel.group:
                     continue
                 if index == 0:  # the group of the first item counts the others once

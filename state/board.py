@@ -131,8 +131,7 @@ class Board:
         if key is None:
             key = item_key(event.tenant, ref.entity, ref.id)
         state = self.items.get(key)
-        raw_id = event.id.encode()
-        mark = _pack(crc32(raw_id), crc32(raw_id[::-1]))  # fingerprint(event.id), inlined
+        mark = fingerprint(event.id)
         etype = event.type
         if state is not None:
             if mark in state.seen and state.has_seen(mark):
