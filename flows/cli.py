@@ -52,6 +52,7 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
         ("key-groups", "key groups the items are spread over (replay default 1, run 64)"),
         ("seen-window", "event ids remembered per item to drop producer retries"),
         ("max-record-bytes", "larger records are dead letters (too_large)"),
+        ("engine", "decision engine: native (compiled, default) or python (the reference)"),
     ):
         parser.add_argument(
             f"--{option}",

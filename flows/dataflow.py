@@ -41,8 +41,10 @@ from connectors.records import (
     transition_json,
 )
 from connectors.tombstones import tombstone_record
+from state import native
 from state.board import DEFAULT_SEEN_WINDOW, Board
 from state.model import Decided, Outcome, Rejection, Transition, item_key
+from state.native import NativeBoard
 from state.table import TriggerTable
 
 DLQ_TALLY = {AUTOMATION: "automation_dlq.", EVENTS: "dlq."}
@@ -60,6 +62,7 @@ class FlowSettings:
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
     snapshots: bool = False  # True when a recovery store keeps them
     await_automation: bool = False  # live: decide no event before the automation caught up
+    engine: str = "native"  # "native": state.native.NativeBoard; "python": state.board.Board
 
 
 def group_of(key: str, groups: int) -> int:
@@ -72,26 +75,63 @@ Entry = tuple[int, int, bytes | None, Any]
 
 
 class Parcel:
-    """The records of one source batch for one key group.
+    """The records of one source batch for one key group, by column.
 
-    Within a process it is handed over as is; between processes it pickles as
-    raw bytes only, and the receiving group decodes them again.
+    Record i has sequence number `seqs[i]`, position `positions[i]` (line or offset),
+    bytes `raws[i]` and, when routing decoded it, its record `records[i]`. Within a
+    process it is handed over as is; between processes it pickles as raw bytes
+    only, and the receiving group decodes them again.
     """
 
-    __slots__ = ("entries", "group", "partition", "source", "stream")
+    __slots__ = ("group", "partition", "positions", "raws", "records", "seqs", "source", "stream")
 
     def __init__(
-        self, group: int, stream: str, source: str, partition: int | None, entries: list[Entry]
+        self,
+        group: int,
+        stream: str,
+        source: str,
+        partition: int | None,
+        seqs: Sequence[int],
+        positions: Sequence[int],
+        raws: list[bytes | None],
+        records: list[Any] | None = None,
     ) -> None:
         self.group = group
         self.stream = stream
         self.source = source
         self.partition = partition
-        self.entries = entries
+        self.seqs = seqs
+        self.positions = positions
+        self.raws = raws
+        self.records = records
+
+    @classmethod
+    def of_entries(
+        cls, group: int, stream: str, source: str, partition: int | None, entries: list[Entry]
+    ) -> Parcel:
+        records = [e[3] for e in entries]
+        return cls(
+            group,
+            stream,
+            source,
+            partition,
+            [e[0] for e in entries],
+            [e[1] for e in entries],
+            [e[2] for e in entries],
+            records if any(r is not None for r in records) else None,
+        )
+
+    @property
+    def entries(self) -> list[Entry]:
+        return [self.entry(i) for i in range(len(self.raws))]
+
+    def entry(self, index: int) -> Entry:
+        record = None if self.records is None else self.records[index]
+        return (self.seqs[index], self.positions[index], self.raws[index], record)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        bare = [(seq, position, raw, None) for seq, position, raw, _ in self.entries]
-        return (Parcel, (self.group, self.stream, self.source, self.partition, bare))
+        columns = (self.seqs, list(self.positions), self.raws)
+        return (Parcel, (self.group, self.stream, self.source, self.partition, *columns))
 
     def dead_letter(
         self, entry: Entry, rejection: Rejection, item: str | None = None
@@ -135,21 +175,27 @@ def route(batches: list[RawBatch], settings: FlowSettings) -> list[tuple[str, Pa
     for batch in batches:
         stream, first_seq = batch.stream, batch.first_seq
         if stream == AUTOMATION_CAUGHT_UP:
-            out.extend((str(g), Parcel(g, stream, batch.source, None, [])) for g in range(groups))
+            out.extend(
+                (str(g), Parcel(g, stream, batch.source, None, [], [], [])) for g in range(groups)
+            )
             continue
         if stream == AUTOMATION and None in batch.values:
             batch = _without_bad_tombstones(batch, rejected)
-        rejected.tally[f"{stream}_read"] += len(batch.values)
+        count = len(batch.values)
+        rejected.tally[f"{stream}_read"] += count
+        source, partition = batch.source, batch.partition
+        if stream == AUTOMATION or groups == 1:
+            seqs = range(first_seq, first_seq + count)
+            values = list(batch.values)
+            out.extend(
+                (str(g), Parcel(g, stream, source, partition, seqs, batch.positions, values))
+                for g in range(groups)
+            )
+            continue
         entries = [
             (first_seq + i, position, raw, None)
             for i, (position, raw) in enumerate(zip(batch.positions, batch.values, strict=True))
         ]
-        source, partition = batch.source, batch.partition
-        if stream == AUTOMATION or groups == 1:
-            out.extend(
-                (str(g), Parcel(g, stream, source, partition, entries)) for g in range(groups)
-            )
-            continue
         by_group: dict[int, list[Entry]] = {}
         keys = batch.keys
         for (seq, position, raw, _), key in zip(
@@ -179,7 +225,7 @@ def route(batches: list[RawBatch], settings: FlowSettings) -> list[tuple[str, Pa
                     bucket = by_group[group] = []
                 bucket.append(entry)
         out.extend(
-            (str(g), Parcel(g, stream, source, partition, entries))
+            (str(g), Parcel.of_entries(g, stream, source, partition, entries))
             for g, entries in by_group.items()
         )
     return out
@@ -224,6 +270,17 @@ def _without_bad_tombstones(batch: RawBatch, rejected: Decisions) -> RawBatch:
     )
 
 
+AnyBoard = Board | NativeBoard
+
+
+def new_board(settings: FlowSettings) -> AnyBoard:
+    """An empty board of the chosen engine."""
+    table = TriggerTable(settings.what_if)
+    if settings.engine == "python":
+        return Board(table, settings.seen_window)
+    return NativeBoard(table, decode_event, settings.seen_window, settings.max_record_bytes)
+
+
 class GroupLogic(StatefulBatchLogic[Parcel, Decisions, bytes | None]):
     """The state of one key group: a Board of its items and the whole trigger table.
 
@@ -237,7 +294,7 @@ class GroupLogic(StatefulBatchLogic[Parcel, Decisions, bytes | None]):
         self.settings = settings
         self.pending: list[Parcel] = []
         if resume is None:
-            self.board = Board(TriggerTable(settings.what_if), settings.seen_window)
+            self.board = new_board(settings)
         else:
             self.board, self.pending = pickle.loads(resume)
         self.ready = not settings.await_automation
@@ -276,8 +333,10 @@ class GroupLogic(StatefulBatchLogic[Parcel, Decisions, bytes | None]):
         return pickle.dumps((self.board, self.pending), protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def decide_parcels(board: Board, parcels: list[Parcel], settings: FlowSettings) -> Decisions:
+def decide_parcels(board: AnyBoard, parcels: list[Parcel], settings: FlowSettings) -> Decisions:
     """Apply automation and decide events, in arrival order, for one group."""
+    if isinstance(board, NativeBoard):
+        return decide_parcels_native(board, parcels, settings)
     out = Decisions([], [], Counter())
     reasons: list[str] = []  # counted once at the end: cheaper than a Counter per event
     add_reason = reasons.append
@@ -324,6 +383,46 @@ def decide_parcels(board: Board, parcels: list[Parcel], settings: FlowSettings) 
     return out
 
 
+def decide_parcels_native(
+    board: NativeBoard, parcels: list[Parcel], settings: FlowSettings
+) -> Decisions:
+    """`decide_parcels` on the compiled board: it decodes and decides a parcel in one call."""
+    out = Decisions([], [], Counter())
+    counts = [0] * len(native.REASONS)
+    extra = 0
+    for parcel in parcels:
+        if parcel.stream == AUTOMATION:
+            _apply_automation(board, parcel, out, settings)
+            continue
+        batch_counts, batch_extra, notes = board.decide_batch(
+            parcel.raws,  # type: ignore[arg-type]  # events are never tombstones
+            parcel.group,
+            settings.key_groups,
+        )
+        counts = [a + b for a, b in zip(counts, batch_counts, strict=True)]
+        extra += batch_extra
+        for index, item_index, key_or_none, kind, payload in notes:
+            entry = parcel.entry(index)
+            key = key_or_none or ""  # None: the record is rejected whole
+            if kind == native.TRANSITION:
+                out.tally["transition"] += 1
+                out.transitions.append((key, ((entry[0], item_index), payload)))
+                continue
+            if kind == native.REJECTED:
+                rejection = Rejection(*payload)
+            elif kind == native.UNKNOWN_ITEM:
+                rejection = Board.unknown_item(key)
+            elif kind == native.UNKNOWN_STAGE:
+                rejection = Board.unknown_stage(key, *payload)
+            else:
+                rejection = _misrouted(key)
+            _record(out, parcel, entry, item_index, key_or_none, rejection)
+    out.tally.update({r: n for r, n in zip(native.REASONS, counts, strict=True) if n})
+    if extra:
+        out.tally["extra_items"] += extra
+    return out
+
+
 def _misrouted(key: str) -> Rejection:
     return Rejection(
         "invalid_record",
@@ -345,12 +444,14 @@ def _record(
         out.dead_letters.append(((entry[0], index), parcel.dead_letter(entry, rejection, key)))
 
 
-def _apply_automation(board: Board, parcel: Parcel, out: Decisions, settings: FlowSettings) -> None:
+def _apply_automation(
+    board: AnyBoard, parcel: Parcel, out: Decisions, settings: FlowSettings
+) -> None:
     for entry in parcel.entries:
         record = entry[3]
         if record is None:
             record = decode(AUTOMATION, entry[2], settings.max_record_bytes)
-        rejection = record if type(record) is Rejection else board.table.apply(record)
+        rejection = record if type(record) is Rejection else board.apply(record)
         if parcel.group != 0:  # every group applies it; one reports it
             continue
         if rejection is None:

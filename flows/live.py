@@ -67,6 +67,7 @@ def live_flow(
             key_groups=settings.key_groups,
             seen_window=settings.seen_window,
             max_record_bytes=settings.max_record_bytes,
+            engine=settings.engine,
             snapshots=settings.recovery_dir is not None if snapshots is None else snapshots,
             await_automation=True,
         ),

@@ -38,6 +38,7 @@ def replay_flow(
             seen_window=settings.seen_window,
             what_if=settings.what_if,
             max_record_bytes=settings.max_record_bytes,
+            engine=settings.engine,
         ),
     )
 

@@ -16,6 +16,7 @@ from typing import Any
 from connectors.kafka import DEFAULT_BATCH_SIZE, KafkaSettings, Topics, masked
 from connectors.records import DEFAULT_MAX_RECORD_BYTES
 from flows.dataflow import DEFAULT_KEY_GROUPS
+from state import native
 from state.board import DEFAULT_SEEN_WINDOW
 from state.errors import ConfigError
 
@@ -41,6 +42,24 @@ def flag(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
+ENGINES = ("native", "python")
+DEFAULT_ENGINE = "native"
+
+
+def engine_of(value: str | None) -> str:
+    """The decision engine: the compiled board (default) or the Python reference."""
+    engine = (value or DEFAULT_ENGINE).strip().lower()
+    label = "--engine (CRM_TRIGGERS_ENGINE)"
+    if engine not in ENGINES:
+        raise ConfigError(f"{label}: expected one of {', '.join(ENGINES)}, got {value!r}")
+    if engine == "native" and not native.available():
+        raise ConfigError(
+            f"{label}: the compiled engine (module crm_triggers_native) is not installed; "
+            "build it with `make install` (needs Rust's cargo), or choose --engine python"
+        )
+    return engine
+
+
 @dataclass(frozen=True)
 class EngineSettings:
     """Settings of the decision step, shared by replay and live runs."""
@@ -48,12 +67,13 @@ class EngineSettings:
     key_groups: int = DEFAULT_KEY_GROUPS  # CRM_TRIGGERS_KEY_GROUPS
     seen_window: int = DEFAULT_SEEN_WINDOW  # CRM_TRIGGERS_SEEN_WINDOW
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES  # CRM_TRIGGERS_MAX_RECORD_BYTES
+    engine: str = DEFAULT_ENGINE  # CRM_TRIGGERS_ENGINE
 
     @staticmethod
     def fields_from(
         values: Mapping[str, Any], key_groups: int = DEFAULT_KEY_GROUPS
-    ) -> dict[str, int]:
-        out = {}
+    ) -> dict[str, Any]:
+        out: dict[str, Any] = {"engine": engine_of(values.get("engine"))}
         for name, default in (
             ("key_groups", key_groups),
             ("seen_window", DEFAULT_SEEN_WINDOW),
@@ -115,6 +135,7 @@ class ReplaySettings(EngineSettings):
                 "key_groups": env.get(env_name("key_groups")),
                 "seen_window": env.get(env_name("seen_window")),
                 "max_record_bytes": env.get(env_name("max_record_bytes")),
+                "engine": env.get(env_name("engine")),
             }
         )
 
@@ -353,6 +374,7 @@ class LiveSettings(EngineSettings, KafkaClientSettings, TopicSettings):
                 "key_groups": get("key_groups"),
                 "seen_window": get("seen_window"),
                 "max_record_bytes": get("max_record_bytes"),
+                "engine": get("engine"),
             }
         )
 

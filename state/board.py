@@ -17,6 +17,7 @@ import msgspec
 
 from state.codes import LIFECYCLE, codes_for, params_match
 from state.model import (
+    AutomationRecord,
     Decided,
     Event,
     ItemRef,
@@ -126,6 +127,10 @@ class Board:
         self.items: dict[str, ItemState] = {}
         self.seen_window = seen_window
 
+    def apply(self, record: AutomationRecord) -> Rejection | None:
+        """Apply an automation record to the table (`TriggerTable.apply`)."""
+        return self.table.apply(record)
+
     def decide(self, event: Event, ref: ItemRef, key: str | None = None) -> Outcome:
         """Apply one event to one item it names (`key`: its item key); at most one move."""
         if key is None:
@@ -147,11 +152,7 @@ class Board:
         elif state is not None:
             outcome = ITEM_DELETED
         elif ref.stage is None:
-            return Rejection(
-                "unknown_item",
-                f"item {key} is not known and the event carries no stage hint "
-                "(item.category and item.stage)",
-            )
+            return self.unknown_item(key)
         else:
             state = ItemState(intern(ref.category or "0"), intern(ref.stage))
             outcome = self._fire(event, ref, state)
@@ -160,6 +161,21 @@ class Board:
         state.remember(mark, self.seen_window)
         self.items[key] = state
         return outcome
+
+    @staticmethod
+    def unknown_item(key: str) -> Rejection:
+        return Rejection(
+            "unknown_item",
+            f"item {key} is not known and the event carries no stage hint "
+            "(item.category and item.stage)",
+        )
+
+    @staticmethod
+    def unknown_stage(key: str, stage: str, entity: str, category: str) -> Rejection:
+        return Rejection(
+            "unknown_stage",
+            f"item {key} is on stage {stage!r}, which is not in pipeline {entity}/{category}",
+        )
 
     def _lifecycle(
         self, event: Event, ref: ItemRef, state: ItemState | None
@@ -210,11 +226,8 @@ class Board:
             return NO_PIPELINE
         position = view.positions.get(state.stage)  # type: ignore[arg-type]
         if position is None:
-            return Rejection(
-                "unknown_stage",
-                f"item {item_key(event.tenant, ref.entity, ref.id)} is on stage {state.stage!r}, "
-                f"which is not in pipeline {ref.entity}/{state.category}",
-            )
+            key = item_key(event.tenant, ref.entity, ref.id)
+            return self.unknown_stage(key, state.stage, ref.entity, state.category)  # type: ignore[arg-type]
         if changes:
             self._apply_changes(state, changes)
         by_code = view.by_code

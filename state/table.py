@@ -74,6 +74,12 @@ class TriggerTable:
         last = self._last.get((tenant, entity, category))
         if last is not None and last[0] <= at < last[1]:
             return last[2]
+        return self.view_span(tenant, entity, category, at)[2]
+
+    def view_span(
+        self, tenant: str, entity: str, category: str, at: datetime
+    ) -> tuple[datetime, datetime, PipelineView | None]:
+        """`view`, with the interval [start, end) around `at` in which it stays the same."""
         views = self._views.get(tenant)
         if views is None:
             views = self._views[tenant] = {}
@@ -86,8 +92,9 @@ class TriggerTable:
         # Events come mostly in time order: remember the interval this one fell in.
         start = changes[interval - 1] if changes and interval else BEGINNING
         end = changes[interval] if changes and interval < len(changes) else END
-        self._last[(tenant, entity, category)] = (start, end, view)  # type: ignore[assignment]
-        return view  # type: ignore[return-value]
+        span = (start, end, view)
+        self._last[(tenant, entity, category)] = span  # type: ignore[assignment]
+        return span  # type: ignore[return-value]
 
     def _check_trigger(self, trigger: Trigger) -> Rejection | None:
         """The trigger's stage must be in its pipeline, when the pipeline is known.

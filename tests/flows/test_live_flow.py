@@ -118,9 +118,9 @@ def test_waiting_events_are_part_of_the_snapshot_and_a_restart_waits_again() -> 
     assert snapshot is not None
     resumed = GroupLogic(settings, pickle.loads(pickle.dumps(snapshot)))
     assert not resumed.ready
-    [again], _ = resumed.on_batch([Parcel(0, EVENTS, "crm.events", 0, [])])
+    [again], _ = resumed.on_batch([Parcel(0, EVENTS, "crm.events", 0, [], [], [])])
     assert again.transitions == []
-    marker = Parcel(0, caught_up_marker("t").stream, "t", None, [])
+    marker = Parcel(0, caught_up_marker("t").stream, "t", None, [], [], [])
     [released], _ = resumed.on_batch([marker])
     assert [key for key, _ in released.transitions] == ["acme/deal/1"]
 
