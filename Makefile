@@ -5,10 +5,14 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+# The compiled board (native/, Rust): rebuilt when its sources change. Needs cargo.
+NATIVE_SRC := native/Cargo.toml native/Cargo.lock native/pyproject.toml $(wildcard native/src/*.rs)
+NATIVE_STAMP := $(VENV)/.native-$(shell cat $(NATIVE_SRC) | cksum | cut -d' ' -f1)
+export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 .PHONY: install sample test lint bench clean
 
-install: $(STAMP)
+install: $(STAMP) $(NATIVE_STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +21,14 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+$(NATIVE_STAMP): $(STAMP) $(NATIVE_SRC)
+	@command -v cargo >/dev/null || { echo "cargo not found: install Rust (https://rustup.rs) to build native/, or run with --engine python"; exit 1; }
+	$(BIN)/pip install --quiet ./native
+	rm -f $(VENV)/.native-*
+	touch $@
+
 # Replay the bundled sample: summary on stderr, transitions and dead letters in out/.
-sample: $(STAMP)
+sample: install
 	@mkdir -p out
 	$(BIN)/crm-triggers replay --automation samples/automation.jsonl \
 		--events samples/events.jsonl --out out/transitions.jsonl --dlq out/dead-letters.jsonl
@@ -30,14 +40,14 @@ sample: $(STAMP)
 # The whole suite: lint, types, unit, property, flow and integration tests.
 # Starts the local Kafka broker (fetched from Maven Central) unless
 # CRM_TRIGGERS_BROKERS names one.
-test: $(STAMP)
+test: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/test.sh
 
-lint: $(STAMP)
+lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-bench: $(STAMP)
+bench: install
 	$(BIN)/python scripts/bench_replay.py
 
 clean:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -70,10 +70,18 @@ def micros(at: datetime) -> int:
 
 
 def _time(at: int) -> datetime:
+    """The instant `at` as an aware datetime, also just beyond datetime's UTC range.
+
+    An event at 0001-01-01T00:00:00+05:00 is earlier than `datetime.min` in UTC: it
+    is written as datetime's first (or last) local time with the offset that makes it
+    that instant, as the event itself was.
+    """
     try:
         return EPOCH + timedelta(microseconds=at)
-    except OverflowError:  # an instant beyond datetime's range, after its offset
-        return _FIRST if at < 0 else _LAST
+    except OverflowError:
+        edge = _FIRST if at < 0 else _LAST
+        offset = timedelta(microseconds=micros(edge) - at)
+        return edge.replace(tzinfo=timezone(offset))
 
 
 class NativeBoard:

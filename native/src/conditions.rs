@@ -185,7 +185,10 @@ enum Number {
 
 /// Python's whitespace among ASCII characters (`str.strip`).
 fn is_space(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r' | '\x1c' | '\x1d' | '\x1e' | '\x1f')
+    matches!(
+        c,
+        ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r' | '\x1c' | '\x1d' | '\x1e' | '\x1f'
+    )
 }
 
 fn as_number(value: &Value) -> Answer<Option<Number>> {
@@ -300,7 +303,11 @@ pub fn float_repr(value: f64) -> String {
         return "nan".into();
     }
     if value.is_infinite() {
-        return if value > 0.0 { "inf".into() } else { "-inf".into() };
+        return if value > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        };
     }
     let scientific = format!("{:e}", value.abs());
     let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
@@ -320,7 +327,11 @@ pub fn float_repr(value: f64) -> String {
         }
     } else {
         let (first, rest) = digits.split_at(1);
-        let rest = if rest.is_empty() { String::new() } else { format!(".{rest}") };
+        let rest = if rest.is_empty() {
+            String::new()
+        } else {
+            format!(".{rest}")
+        };
         let e = point - 1;
         let e_sign = if e < 0 { '-' } else { '+' };
         format!("{sign}{first}{rest}e{e_sign}{:02}", e.abs())

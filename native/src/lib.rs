@@ -8,7 +8,11 @@
 //! `state/native.py`), so every message and every rule has a single source.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::HashMap as StdHashMap;
+
+/// Maps keyed by item keys and names: aHash, several times faster than SipHash here and
+/// still seeded per process against crafted keys.
+type HashMap<K, V> = StdHashMap<K, V, ahash::RandomState>;
 use std::fmt;
 use std::sync::Arc;
 
@@ -20,6 +24,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 mod conditions;
+mod scan;
 use conditions::{Clause, Condition, Op};
 
 // Event types and trigger codes -----------------------------------------------------------
@@ -87,8 +92,34 @@ fn code_index(code: &str) -> Option<usize> {
     CODES.iter().position(|c| *c == code)
 }
 
+/// The number of an event type: its index in `EVENT_TYPES`.
 fn event_type(name: &str) -> Option<u8> {
-    EVENT_TYPES.iter().position(|t| *t == name).map(|i| i as u8)
+    Some(match name {
+        "item.created" => 0,
+        "item.updated" => 1,
+        "item.stage_changed" => 2,
+        "item.deleted" => 3,
+        "form.submitted" => 4,
+        "document.created" => 5,
+        "document.opened" => 6,
+        "visit.registered" => 7,
+        "resource.booked" => 8,
+        "email.received" => 9,
+        "email.sent" => 10,
+        "email.read" => 11,
+        "email.link_clicked" => 12,
+        "call.incoming" => 13,
+        "call.outgoing" => 14,
+        "call.missed" => 15,
+        "chat.started" => 16,
+        "chat.message" => 17,
+        "chat.answered" => 18,
+        "task.status_changed" => 19,
+        "webhook" => 20,
+        "app.trigger" => 21,
+        "order.paid" => 22,
+        _ => return None,
+    })
 }
 
 /// The codes an event can fire, in the order they are tried (`state.codes.codes_for`).
@@ -127,11 +158,7 @@ fn codes_for(etype: u8, data: &mut Data) -> &'static [usize] {
             }
         }
         FORM_SUBMITTED => {
-            if data
-                .get("callback")
-                .map(|v| v.get() == "true")
-                .unwrap_or(false)
-            {
+            if data.get("callback").map(|v| v == "true").unwrap_or(false) {
                 &[3, 2]
             } else {
                 &[2]
@@ -234,19 +261,31 @@ struct WireEvent<'a> {
     data: Option<&'a RawValue>,
 }
 
-/// The data keys lifecycle events read; any type, checked where it matters.
-#[derive(Deserialize)]
-struct LifecycleData<'a> {
-    #[serde(borrow)]
-    stage: Option<&'a RawValue>,
-    #[serde(borrow)]
-    category: Option<&'a RawValue>,
-    #[serde(borrow)]
-    fields: Option<&'a RawValue>,
-    #[serde(borrow)]
-    changes: Option<&'a RawValue>,
-    #[serde(borrow)]
-    transition_id: Option<&'a RawValue>,
+impl<'a> From<WireRef<'a>> for scan::WireRef<'a> {
+    fn from(r: WireRef<'a>) -> Self {
+        scan::WireRef {
+            entity: r.entity,
+            id: r.id.map(|i| i.0),
+            category: r.category.map(|i| i.0),
+            stage: r.stage.map(|i| i.0),
+        }
+    }
+}
+
+impl<'a> From<WireEvent<'a>> for scan::Wire<'a> {
+    fn from(w: WireEvent<'a>) -> Self {
+        scan::Wire {
+            id: w.id.map(|i| i.0),
+            etype: w.etype,
+            occurred_at: w.occurred_at,
+            tenant: w.tenant,
+            item: w.item.map(Into::into),
+            items: w
+                .items
+                .map(|items| items.into_iter().map(Into::into).collect()),
+            data: w.data.map(|d| d.get()),
+        }
+    }
 }
 
 #[derive(PartialEq)]
@@ -257,36 +296,53 @@ struct Ref<'a> {
     stage: Option<Cow<'a, str>>,
 }
 
-/// `data` of an event, its keys read only when a decision needs them.
+/// The members of a JSON object, in order, each value as its JSON text; of a key
+/// written twice, the last counts (as Python's decoders read it).
+type Members<'a> = Vec<(Cow<'a, str>, &'a str)>;
+
+fn members(text: &str) -> Members<'_> {
+    if let Some(found) = scan::members(text) {
+        return found;
+    }
+    // Keys with escapes: the general path (its map keeps the last of a repeated key).
+    let parsed: StdHashMap<Cow<str>, &RawValue> = serde_json::from_str(text).unwrap_or_default();
+    parsed.into_iter().map(|(k, v)| (k, v.get())).collect()
+}
+
+fn member<'a>(members: &Members<'a>, name: &str) -> Option<&'a str> {
+    members
+        .iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| *v)
+}
+
+/// `data` of an event, its members read only when a decision needs them.
 struct Data<'a> {
-    raw: Option<&'a RawValue>,
-    map: Option<HashMap<Cow<'a, str>, &'a RawValue>>,
-    changes: Option<HashMap<Cow<'a, str>, &'a RawValue>>,
+    raw: Option<&'a str>,
+    map: Option<Members<'a>>,
+    /// `changes` of an item.updated, found while decoding it.
+    changes_raw: Option<&'a str>,
+    changes: Option<Members<'a>>,
 }
 
 impl<'a> Data<'a> {
-    fn map(&mut self) -> &HashMap<Cow<'a, str>, &'a RawValue> {
+    fn get(&mut self, name: &str) -> Option<&'a str> {
         if self.map.is_none() {
-            let parsed = match self.raw {
-                Some(raw) => serde_json::from_str(raw.get()).unwrap_or_default(),
-                None => HashMap::new(),
-            };
-            self.map = Some(parsed);
+            self.map = Some(self.raw.map(members).unwrap_or_default());
         }
-        self.map.as_ref().unwrap()
+        member(self.map.as_ref().unwrap(), name)
     }
 
-    fn get(&mut self, name: &str) -> Option<&'a RawValue> {
-        self.map().get(name).copied()
-    }
-
-    fn changes(&mut self) -> &HashMap<Cow<'a, str>, &'a RawValue> {
+    fn changes(&mut self) -> &Members<'a> {
         if self.changes.is_none() {
-            let parsed = match self.get("changes") {
-                Some(raw) if raw.get().starts_with('{') => {
-                    serde_json::from_str(raw.get()).unwrap_or_default()
-                }
-                _ => HashMap::new(),
+            let raw = match self.changes_raw {
+                Some(raw) => Some(raw),
+                None => self.get("changes"),
+            };
+            let parsed = match raw {
+                Some(raw) if raw.starts_with('{') => members(raw),
+                _ => Vec::new(),
             };
             self.changes = Some(parsed);
         }
@@ -294,7 +350,7 @@ impl<'a> Data<'a> {
     }
 
     fn changes_has(&mut self, name: &str) -> bool {
-        self.changes().contains_key(name)
+        self.changes().iter().any(|(k, _)| k == name)
     }
 }
 
@@ -310,32 +366,41 @@ struct Event<'a> {
     stage: Option<Cow<'a, str>>,
     category: Option<Cow<'a, str>>,
     transition_id: Option<Cow<'a, str>>,
-    fields: Option<&'a RawValue>,
+    fields: Option<&'a str>,
 }
 
 /// An id in `data`: a non-empty string or an integer; None also for a wrong type.
-fn raw_id(raw: &RawValue) -> Option<Cow<'_, str>> {
-    let text = raw.get();
+fn raw_id(text: &str) -> Option<Cow<'_, str>> {
     if text.starts_with('"') {
         let value: Cow<str> = serde_json::from_str(text).ok()?;
         return Some(value);
     }
-    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
-        let value: i128 = text.parse().ok()?;
-        return Some(Cow::Owned(value.to_string()));
-    }
-    None
+    integer_text(text)
 }
 
-fn is_null(raw: Option<&RawValue>) -> bool {
-    raw.map(|r| r.get() == "null").unwrap_or(true)
+/// A JSON integer as Python writes it back: its own text (JSON allows no leading zeros),
+/// but for minus zero; None when the number is not an integer.
+fn integer_text(text: &str) -> Option<Cow<'_, str>> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(Cow::Borrowed(if digits == "0" { "0" } else { text }))
+}
+
+fn is_null(raw: Option<&str>) -> bool {
+    raw.map(|r| r == "null").unwrap_or(true)
 }
 
 /// The event, if it is of the common well-formed shape; None: ask Python.
 fn decode_event(raw: &[u8], at: Option<i64>) -> Option<Event<'_>> {
-    let wire: WireEvent = serde_json::from_slice(raw).ok()?;
+    let text = std::str::from_utf8(raw).ok()?;
+    let wire = match scan::scan(text) {
+        Some(wire) => wire,
+        None => serde_json::from_str::<WireEvent>(text).ok()?.into(),
+    };
     let etype = event_type(wire.etype.as_deref()?)?;
-    let id = wire.id?.0;
+    let id = wire.id?;
     if id.is_empty() {
         return None;
     }
@@ -364,7 +429,7 @@ fn decode_event(raw: &[u8], at: Option<i64>) -> Option<Event<'_>> {
         _ => return None,
     };
     let data_raw = match wire.data {
-        Some(d) if d.get().starts_with('{') => Some(d),
+        Some(d) if d.starts_with('{') => Some(d),
         Some(_) => return None,
         None => None,
     };
@@ -378,6 +443,7 @@ fn decode_event(raw: &[u8], at: Option<i64>) -> Option<Event<'_>> {
         data: Data {
             raw: data_raw,
             map: None,
+            changes_raw: None,
             changes: None,
         },
         stage: None,
@@ -386,37 +452,35 @@ fn decode_event(raw: &[u8], at: Option<i64>) -> Option<Event<'_>> {
         fields: None,
     };
     if etype <= ITEM_STAGE_CHANGED {
-        let life: LifecycleData = match data_raw {
-            Some(d) => serde_json::from_str(d.get()).ok()?,
-            None => LifecycleData {
-                stage: None,
-                category: None,
-                fields: None,
-                changes: None,
-                transition_id: None,
-            },
-        };
+        let life = data_raw.map(members).unwrap_or_default();
         if etype == ITEM_UPDATED {
-            if !life.changes?.get().starts_with('{') {
+            let changes = member(&life, "changes")?;
+            if !changes.starts_with('{') {
                 return None;
             }
+            event.data.changes_raw = Some(changes);
         } else {
-            event.stage = Some(nonempty(raw_id(life.stage?)?)?);
-            if !is_null(life.category) {
-                event.category = Some(nonempty(raw_id(life.category?)?)?);
+            event.stage = Some(nonempty(raw_id(member(&life, "stage")?)?)?);
+            let category = member(&life, "category");
+            if !is_null(category) {
+                event.category = Some(nonempty(raw_id(category?)?)?);
             }
             if etype == ITEM_CREATED {
-                if !is_null(life.fields) {
-                    let fields = life.fields?;
-                    if !fields.get().starts_with('{') {
+                let fields = member(&life, "fields");
+                if !is_null(fields) {
+                    if !fields?.starts_with('{') {
                         return None;
                     }
-                    event.fields = Some(fields);
+                    event.fields = fields;
                 }
-            } else if !is_null(life.transition_id) {
-                event.transition_id = Some(nonempty(raw_id(life.transition_id?)?)?);
+            } else {
+                let echoed = member(&life, "transition_id");
+                if !is_null(echoed) {
+                    event.transition_id = Some(nonempty(raw_id(echoed?)?)?);
+                }
             }
         }
+        event.data.map = Some(life);
     }
     Some(event)
 }
@@ -429,18 +493,18 @@ fn nonempty(text: Cow<'_, str>) -> Option<Cow<'_, str>> {
     }
 }
 
-fn checked_ref(wire: WireRef<'_>) -> Option<Ref<'_>> {
+fn checked_ref(wire: scan::WireRef<'_>) -> Option<Ref<'_>> {
     let entity = wire.entity?;
     if entity.is_empty() || entity.contains('/') {
         return None;
     }
-    let id = nonempty(wire.id?.0)?;
+    let id = nonempty(wire.id?)?;
     let category = match wire.category {
-        Some(c) => Some(nonempty(c.0)?),
+        Some(c) => Some(nonempty(c)?),
         None => None,
     };
     let stage = match wire.stage {
-        Some(s) => Some(nonempty(s.0)?),
+        Some(s) => Some(nonempty(s)?),
         None => None,
     };
     Some(Ref {
@@ -612,9 +676,17 @@ fn transition_id(tenant: &str, entity: &str, item_id: &str, event_id: &str) -> S
 fn fingerprint(text: &str) -> u64 {
     let raw = text.as_bytes();
     let forward = crc32fast::hash(raw);
-    let mut reversed = raw.to_vec();
-    reversed.reverse();
-    let backward = crc32fast::hash(&reversed);
+    let mut buffer = [0u8; 64];
+    let backward = if raw.len() <= buffer.len() {
+        let reversed = &mut buffer[..raw.len()];
+        reversed.copy_from_slice(raw);
+        reversed.reverse();
+        crc32fast::hash(reversed)
+    } else {
+        let mut reversed = raw.to_vec();
+        reversed.reverse();
+        crc32fast::hash(&reversed)
+    };
     u64::from(forward) | (u64::from(backward) << 32)
 }
 
@@ -629,14 +701,12 @@ enum Param {
 }
 
 /// `state.codes.id_text` of a JSON value.
-fn id_text(raw: &RawValue) -> Option<Cow<'_, str>> {
-    let text = raw.get();
+fn id_text(text: &str) -> Option<Cow<'_, str>> {
     match text.as_bytes().first()? {
         b'"' => serde_json::from_str::<Cow<str>>(text).ok(),
         b'-' | b'0'..=b'9' => {
-            if text.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
-                let value: i128 = text.parse().ok()?;
-                return Some(Cow::Owned(value.to_string()));
+            if let Some(integer) = integer_text(text) {
+                return Some(integer);
             }
             let value: f64 = text.parse().ok()?;
             if !value.is_finite() || value.fract() != 0.0 {
@@ -651,10 +721,10 @@ fn id_text(raw: &RawValue) -> Option<Cow<'_, str>> {
     }
 }
 
-fn as_str(raw: Option<&RawValue>) -> Option<Cow<'_, str>> {
+fn as_str(raw: Option<&str>) -> Option<Cow<'_, str>> {
     let raw = raw?;
-    if raw.get().starts_with('"') {
-        serde_json::from_str::<Cow<str>>(raw.get()).ok()
+    if raw.starts_with('"') {
+        serde_json::from_str::<Cow<str>>(raw).ok()
     } else {
         None
     }
@@ -681,12 +751,12 @@ fn params_match(params: &[Param], data: &mut Data) -> Option<bool> {
             },
             Param::Fields(names) => {
                 let changes = data.changes();
-                names.iter().any(|n| changes.contains_key(n.as_str()))
+                names.iter().any(|n| changes.iter().any(|(k, _)| k == n))
             }
             Param::AnyField => data
                 .changes()
-                .keys()
-                .any(|k| !NEVER_WATCHED.contains(&k.as_ref())),
+                .iter()
+                .any(|(k, _)| !NEVER_WATCHED.contains(&k.as_ref())),
         };
         if !holds {
             return Some(false);
@@ -813,10 +883,10 @@ impl NativeBoard {
             ));
         }
         Ok(NativeBoard {
-            items: HashMap::new(),
+            items: HashMap::default(),
             names: Names::default(),
-            watched: HashMap::new(),
-            views: HashMap::new(),
+            watched: HashMap::default(),
+            views: HashMap::default(),
             seen_window,
             echo_window,
             hooks,
@@ -945,7 +1015,7 @@ impl NativeBoard {
             names.intern(r.str().ok_or_else(bad)?);
         }
         let count = r.u32().ok_or_else(bad)? as usize;
-        let mut items = HashMap::with_capacity(count);
+        let mut items = HashMap::with_capacity_and_hasher(count, Default::default());
         for _ in 0..count {
             let key: Box<str> = r.str().ok_or_else(bad)?.into();
             let mut state = ItemState::new(r.u32().ok_or_else(bad)?, r.u32().ok_or_else(bad)?);
@@ -973,7 +1043,22 @@ impl NativeBoard {
             }
             items.insert(key, state);
         }
-        if r.at != data.len() {
+        let known = |id: u32| (id as usize) < names.names.len();
+        let consistent = items.values().all(|state: &ItemState| {
+            known(state.category)
+                && (state.stage == NO_STAGE || known(state.stage))
+                && state
+                    .echoes
+                    .iter()
+                    .flat_map(|e| e.iter())
+                    .all(|(_, stage)| known(*stage))
+                && state
+                    .fields
+                    .iter()
+                    .flat_map(|f| f.iter())
+                    .all(|(name, _)| known(*name))
+        });
+        if r.at != data.len() || !consistent {
             return Err(bad());
         }
         let watched: Vec<String> = self.watched.keys().map(|k| k.to_string()).collect();
@@ -1213,10 +1298,7 @@ impl NativeBoard {
                 let stage = self.names.intern(event.stage.as_deref().unwrap());
                 let mut fresh = ItemState::new(category, stage);
                 if let Some(fields) = event.fields {
-                    let values: HashMap<Cow<str>, &RawValue> =
-                        serde_json::from_str(fields.get()).unwrap_or_default();
-                    fresh.fields =
-                        self.watched_values(values.iter().map(|(k, v)| (k.as_ref(), *v)));
+                    fresh.fields = self.watched_values(&members(fields));
                 }
                 if let Some(old) = state {
                     fresh.seen = old.seen;
@@ -1277,14 +1359,16 @@ impl NativeBoard {
         }
     }
 
-    /// Watched (name, value) pairs, by name; None when there are none.
-    fn watched_values<'v>(
-        &self,
-        values: impl Iterator<Item = (&'v str, &'v RawValue)>,
-    ) -> Option<Box<[(u32, Box<str>)]>> {
-        let mut kept: Vec<(u32, Box<str>)> = values
-            .filter_map(|(name, value)| self.watched.get(name).map(|id| (*id, value.get().into())))
-            .collect();
+    /// The watched members (the last of a repeated name), by name; None when none is.
+    fn watched_values(&self, values: &Members) -> Option<Box<[(u32, Box<str>)]>> {
+        let mut kept: Vec<(u32, Box<str>)> = Vec::new();
+        for (name, value) in values.iter().rev() {
+            if let Some(&id) = self.watched.get(name.as_ref()) {
+                if !kept.iter().any(|(k, _)| *k == id) {
+                    kept.push((id, (*value).into()));
+                }
+            }
+        }
         if kept.is_empty() {
             return None;
         }
@@ -1295,17 +1379,17 @@ impl NativeBoard {
     fn apply_changes(&mut self, state: &mut ItemState, data: &mut Data) {
         let changes = data.changes();
         if !changes
-            .keys()
-            .any(|k| self.watched.contains_key(k.as_ref()))
+            .iter()
+            .any(|(k, _)| self.watched.contains_key(k.as_ref()))
         {
             return;
         }
-        let mut merged: HashMap<&str, Box<str>> = HashMap::new();
+        let mut merged: HashMap<&str, Box<str>> = HashMap::default();
         for (name, value) in state.fields.iter().flat_map(|f| f.iter()) {
             merged.insert(self.names.text(*name), value.clone());
         }
         for (name, value) in changes.iter() {
-            merged.insert(name.as_ref(), value.get().into());
+            merged.insert(name.as_ref(), (*value).into());
         }
         let mut kept: Vec<(u32, Box<str>)> = merged
             .into_iter()
@@ -1493,7 +1577,9 @@ impl NativeBoard {
                         Some(params) => match params_match(params, &mut event.data) {
                             Some(true) => match &candidate.condition {
                                 None => Some(true),
-                                Some(condition) => self.condition_holds(condition, state, &mut event.data),
+                                Some(condition) => {
+                                    self.condition_holds(condition, state, &mut event.data)
+                                }
                             },
                             other => other,
                         },
@@ -1513,10 +1599,15 @@ impl NativeBoard {
     }
 
     /// A condition over the item's fields and the event's data; None: ask Python.
-    fn condition_holds(&self, condition: &Condition, state: &ItemState, data: &mut Data) -> Option<bool> {
+    fn condition_holds(
+        &self,
+        condition: &Condition,
+        state: &ItemState,
+        data: &mut Data,
+    ) -> Option<bool> {
         let read = |event: bool, name: &str| -> serde_json::Value {
             let raw = if event {
-                data.get(name).map(|r| r.get())
+                data.get(name)
             } else {
                 let id = self.names.find(name);
                 state
@@ -1526,7 +1617,8 @@ impl NativeBoard {
                     .find(|(n, _)| Some(*n) == id)
                     .map(|(_, v)| v.as_ref())
             };
-            raw.and_then(|text| serde_json::from_str(text).ok()).unwrap_or(serde_json::Value::Null)
+            raw.and_then(|text| serde_json::from_str(text).ok())
+                .unwrap_or(serde_json::Value::Null)
         };
         condition.holds(read).ok()
     }

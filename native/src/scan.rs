@@ -1,0 +1,384 @@
+//! A strict, single-pass reader of the common event record, faster than a general
+//! JSON deserializer because it knows the shape it looks for.
+//!
+//! It accepts only what every JSON parser accepts and reads it the same way; on
+//! anything else (escapes in the values it returns, numbers that are not plain
+//! integers where an id is expected, repeated keys, deep nesting) it answers None and
+//! the caller takes the general path. It never decides that a record is invalid.
+
+use std::borrow::Cow;
+
+pub struct WireRef<'a> {
+    pub entity: Option<Cow<'a, str>>,
+    pub id: Option<Cow<'a, str>>,
+    pub category: Option<Cow<'a, str>>,
+    pub stage: Option<Cow<'a, str>>,
+}
+
+#[derive(Default)]
+pub struct Wire<'a> {
+    pub id: Option<Cow<'a, str>>,
+    pub etype: Option<Cow<'a, str>>,
+    pub occurred_at: Option<Cow<'a, str>>,
+    pub tenant: Option<Cow<'a, str>>,
+    pub item: Option<WireRef<'a>>,
+    pub items: Option<Vec<WireRef<'a>>>,
+    /// The text of the `data` object.
+    pub data: Option<&'a str>,
+}
+
+const MAX_DEPTH: u32 = 100;
+
+struct Scanner<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    at: usize,
+    depth: u32,
+}
+
+/// The record's fields, if it is a JSON object of the expected shape.
+pub fn scan(text: &str) -> Option<Wire<'_>> {
+    let mut s = Scanner {
+        text,
+        bytes: text.as_bytes(),
+        at: 0,
+        depth: 0,
+    };
+    let mut wire = Wire::default();
+    let mut seen = 0u8;
+    s.object(|s, key| {
+        let bit = match key {
+            "id" => 1,
+            "type" => 2,
+            "occurred_at" => 4,
+            "tenant" => 8,
+            "item" => 16,
+            "items" => 32,
+            "data" => 64,
+            _ => return s.skip_value(),
+        };
+        if seen & bit != 0 {
+            return None;
+        }
+        seen |= bit;
+        match bit {
+            1 => wire.id = s.id()?,
+            2 => wire.etype = s.optional_str()?,
+            4 => wire.occurred_at = s.optional_str()?,
+            8 => wire.tenant = s.optional_str()?,
+            16 => wire.item = if s.null() { None } else { Some(s.item_ref()?) },
+            32 => {
+                wire.items = if s.null() {
+                    None
+                } else {
+                    let mut refs = Vec::with_capacity(2);
+                    s.array(|s| {
+                        refs.push(s.item_ref()?);
+                        Some(())
+                    })?;
+                    Some(refs)
+                }
+            }
+            _ => {
+                wire.data = if s.null() {
+                    None
+                } else {
+                    if s.peek()? != b'{' {
+                        return None;
+                    }
+                    let start = s.at;
+                    s.skip_value()?;
+                    Some(&s.text[start..s.at])
+                }
+            }
+        }
+        Some(())
+    })?;
+    s.ws();
+    (s.at == s.bytes.len()).then_some(wire)
+}
+
+/// The members of a JSON object's text, in order, each value as its text; None when a
+/// key has escapes (or the text is not one object).
+pub fn members(text: &str) -> Option<Vec<(Cow<'_, str>, &str)>> {
+    let mut s = Scanner {
+        text,
+        bytes: text.as_bytes(),
+        at: 0,
+        depth: 0,
+    };
+    let mut out = Vec::new();
+    s.object(|s, key| {
+        s.ws();
+        let start = s.at;
+        s.skip_value()?;
+        out.push((Cow::Borrowed(key), &s.text[start..s.at]));
+        Some(())
+    })?;
+    s.ws();
+    (s.at == s.bytes.len()).then_some(out)
+}
+
+impl<'a> Scanner<'a> {
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.at) {
+            self.at += 1;
+        }
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        self.ws();
+        self.bytes.get(self.at).copied()
+    }
+
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        if self.peek()? == byte {
+            self.at += 1;
+            Some(())
+        } else {
+            None
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        if self.bytes.get(self.at..self.at + word.len())? == word {
+            self.at += word.len();
+            Some(())
+        } else {
+            None
+        }
+    }
+
+    fn null(&mut self) -> bool {
+        self.peek() == Some(b'n') && self.literal(b"null").is_some()
+    }
+
+    /// `{ "key": value, ... }`, each value read by `each`; keys with escapes: None.
+    fn object(&mut self, mut each: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
+        self.eat(b'{')?;
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return None;
+        }
+        if self.peek()? == b'}' {
+            self.at += 1;
+        } else {
+            loop {
+                let key = self.plain_str()?;
+                self.eat(b':')?;
+                each(self, key)?;
+                match self.peek()? {
+                    b',' => self.at += 1,
+                    b'}' => {
+                        self.at += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        self.depth -= 1;
+        Some(())
+    }
+
+    fn array(&mut self, mut each: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.eat(b'[')?;
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return None;
+        }
+        if self.peek()? == b']' {
+            self.at += 1;
+        } else {
+            loop {
+                each(self)?;
+                match self.peek()? {
+                    b',' => self.at += 1,
+                    b']' => {
+                        self.at += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        self.depth -= 1;
+        Some(())
+    }
+
+    /// Past the bytes that need no look: 8 at a time while none is a quote, a
+    /// backslash or a control character.
+    fn skip_plain(&mut self) {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGHS: u64 = 0x8080_8080_8080_8080;
+        let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+        while let Some(chunk) = self.bytes.get(self.at..self.at + 8) {
+            let w = u64::from_le_bytes(chunk.try_into().unwrap());
+            let special = has_zero(w ^ (ONES * u64::from(b'"')))
+                | has_zero(w ^ (ONES * u64::from(b'\\')))
+                | (w.wrapping_sub(ONES * 0x20) & !w & HIGHS);
+            if special != 0 {
+                return;
+            }
+            self.at += 8;
+        }
+    }
+
+    /// A string without escapes or control characters, as it stands in the text.
+    fn plain_str(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let start = self.at;
+        self.skip_plain();
+        loop {
+            match *self.bytes.get(self.at)? {
+                b'"' => {
+                    let out = &self.text[start..self.at];
+                    self.at += 1;
+                    return Some(out);
+                }
+                b'\\' | 0..=0x1f => return None,
+                _ => self.at += 1,
+            }
+        }
+    }
+
+    fn optional_str(&mut self) -> Option<Option<Cow<'a, str>>> {
+        if self.null() {
+            return Some(None);
+        }
+        Some(Some(Cow::Borrowed(self.plain_str()?)))
+    }
+
+    /// An id: a plain string, or an integer written as JSON writes it (as its text).
+    fn id(&mut self) -> Option<Option<Cow<'a, str>>> {
+        match self.peek()? {
+            b'n' if self.null() => Some(None),
+            b'"' => Some(Some(Cow::Borrowed(self.plain_str()?))),
+            b'-' | b'0'..=b'9' => {
+                let start = self.at;
+                self.skip_number()?;
+                let text = &self.text[start..self.at];
+                let digits = text.strip_prefix('-').unwrap_or(text);
+                let canonical = digits.bytes().all(|b| b.is_ascii_digit())
+                    && digits.len() <= 18
+                    && text != "-0";
+                canonical.then_some(Some(Cow::Borrowed(text)))
+            }
+            _ => None,
+        }
+    }
+
+    fn item_ref(&mut self) -> Option<WireRef<'a>> {
+        let mut r = WireRef {
+            entity: None,
+            id: None,
+            category: None,
+            stage: None,
+        };
+        let mut seen = 0u8;
+        self.object(|s, key| {
+            let bit = match key {
+                "entity" => 1,
+                "id" => 2,
+                "category" => 4,
+                "stage" => 8,
+                _ => return s.skip_value(),
+            };
+            if seen & bit != 0 {
+                return None;
+            }
+            seen |= bit;
+            match bit {
+                1 => r.entity = s.optional_str()?,
+                2 => r.id = s.id()?,
+                4 => r.category = s.id()?,
+                _ => r.stage = s.id()?,
+            }
+            Some(())
+        })?;
+        Some(r)
+    }
+
+    fn skip_value(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.skip_str(),
+            b'{' => self.object(|s, _| s.skip_value()),
+            b'[' => self.array(|s| s.skip_value()),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            b'-' | b'0'..=b'9' => self.skip_number(),
+            _ => None,
+        }
+    }
+
+    /// Any valid string; escapes of UTF-16 surrogates are left to the general path.
+    fn skip_str(&mut self) -> Option<()> {
+        self.eat(b'"')?;
+        loop {
+            self.skip_plain();
+            match *self.bytes.get(self.at)? {
+                b'"' => {
+                    self.at += 1;
+                    return Some(());
+                }
+                b'\\' => match *self.bytes.get(self.at + 1)? {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.at += 2,
+                    b'u' => {
+                        let hex = self.text.get(self.at + 2..self.at + 6)?;
+                        let unit = u16::from_str_radix(hex, 16).ok()?;
+                        if !hex.bytes().all(|b| b.is_ascii_hexdigit())
+                            || (0xd800..=0xdfff).contains(&unit)
+                        {
+                            return None;
+                        }
+                        self.at += 6;
+                    }
+                    _ => return None,
+                },
+                0..=0x1f => return None,
+                _ => self.at += 1,
+            }
+        }
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
+    fn skip_number(&mut self) -> Option<()> {
+        let b = self.bytes;
+        let digits = |at: &mut usize| {
+            let start = *at;
+            while b.get(*at).is_some_and(u8::is_ascii_digit) {
+                *at += 1;
+            }
+            *at - start
+        };
+        let mut at = self.at;
+        if b.get(at) == Some(&b'-') {
+            at += 1;
+        }
+        match b.get(at)? {
+            b'0' => at += 1,
+            b'1'..=b'9' => {
+                digits(&mut at);
+            }
+            _ => return None,
+        }
+        if b.get(at) == Some(&b'.') {
+            at += 1;
+            if digits(&mut at) == 0 {
+                return None;
+            }
+        }
+        if let Some(b'e' | b'E') = b.get(at) {
+            at += 1;
+            if let Some(b'+' | b'-') = b.get(at) {
+                at += 1;
+            }
+            if digits(&mut at) == 0 {
+                return None;
+            }
+        }
+        self.at = at;
+        Some(())
+    }
+}
