@@ -33,7 +33,7 @@ class RawBatch:
     source: str  # file path or topic
     partition: int | None
     first_seq: int
-    positions: list[int]
+    positions: Sequence[int]
     values: Sequence[bytes | None]
     keys: list[bytes | None] | None = None
     timestamps_ms: list[int] | None = None

@@ -20,6 +20,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 use serde::de::{self, Deserializer, Visitor};
+use smallvec::{smallvec, SmallVec};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -360,7 +361,7 @@ struct Event<'a> {
     tenant: Cow<'a, str>,
     occurred_at: Cow<'a, str>,
     at: i64,
-    refs: Vec<Ref<'a>>,
+    refs: SmallVec<[Ref<'a>; 1]>,
     data: Data<'a>,
     /// Normalized lifecycle values: data.stage, data.category, data.transition_id.
     stage: Option<Cow<'a, str>>,
@@ -415,9 +416,9 @@ fn decode_event(raw: &[u8], at: Option<i64>) -> Option<Event<'_>> {
         None => parse_time(&occurred_at)?,
     };
     let refs = match (wire.item, wire.items) {
-        (Some(item), None) => vec![checked_ref(item)?],
+        (Some(item), None) => smallvec![checked_ref(item)?],
         (None, Some(items)) if !items.is_empty() => {
-            let mut refs: Vec<Ref> = Vec::with_capacity(items.len());
+            let mut refs: SmallVec<[Ref; 1]> = SmallVec::with_capacity(items.len());
             for item in items {
                 let r = checked_ref(item)?;
                 if !refs.contains(&r) {
@@ -662,12 +663,14 @@ fn transition_id(tenant: &str, entity: &str, item_id: &str, event_id: &str) -> S
     let mut b = sha.digest().bytes();
     b[6] = (b[6] & 0x0f) | 0x50;
     b[8] = (b[8] & 0x3f) | 0x80;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(36);
     for (i, byte) in b[..16].iter().enumerate() {
         if matches!(i, 4 | 6 | 8 | 10) {
             out.push('-');
         }
-        out.push_str(&format!("{byte:02x}"));
+        out.push(HEX[(byte >> 4) as usize] as char);
+        out.push(HEX[(byte & 0xf) as usize] as char);
     }
     out
 }
@@ -797,10 +800,47 @@ struct CachedView {
 
 const NO_STAGE: u32 = u32::MAX;
 
+/// Fingerprints of an item's last event ids, as a ring: when full, the oldest goes.
+#[derive(Default)]
+struct Seen {
+    marks: Box<[u64]>,
+    len: u32,
+    /// Where the oldest is, once full.
+    next: u32,
+}
+
+impl Seen {
+    fn contains(&self, mark: u64) -> bool {
+        self.marks[..self.len as usize].contains(&mark)
+    }
+
+    fn push(&mut self, mark: u64, window: usize) {
+        let len = self.len as usize;
+        if len < window {
+            if len == self.marks.len() {
+                let mut grown = vec![0; (2 * len).clamp(2, window)].into_boxed_slice();
+                grown[..len].copy_from_slice(&self.marks);
+                self.marks = grown;
+            }
+            self.marks[len] = mark;
+            self.len += 1;
+        } else {
+            self.marks[self.next as usize] = mark;
+            self.next = (self.next + 1) % window as u32;
+        }
+    }
+
+    /// Oldest first.
+    fn in_order(&self) -> impl Iterator<Item = &u64> {
+        let (len, next) = (self.len as usize, self.next as usize);
+        self.marks[next..len].iter().chain(self.marks[..next].iter())
+    }
+}
+
 struct ItemState {
     category: u32,
     stage: u32,
-    seen: Vec<u64>,
+    seen: Seen,
     echoes: Option<Box<Vec<(u64, u32)>>>,
     fields: Option<Box<[(u32, Box<str>)]>>,
 }
@@ -810,22 +850,14 @@ impl ItemState {
         ItemState {
             category,
             stage,
-            seen: Vec::new(),
+            seen: Seen::default(),
             echoes: None,
             fields: None,
         }
     }
 
     fn remember(&mut self, mark: u64, window: usize) {
-        if self.seen.len() >= window {
-            let drop = self.seen.len() + 1 - window;
-            self.seen.drain(..drop);
-        }
-        if self.seen.len() == self.seen.capacity() {
-            self.seen
-                .reserve_exact(if self.seen.len() < 4 { 2 } else { 4 });
-        }
-        self.seen.push(mark);
+        self.seen.push(mark, window);
     }
 }
 
@@ -868,6 +900,8 @@ struct NativeBoard {
 }
 
 struct Batch {
+    /// The item key being decided, reused from record to record.
+    key: String,
     counts: [u64; REASONS],
     extra_items: u64,
     notes: Vec<PyObject>,
@@ -924,6 +958,7 @@ impl NativeBoard {
         max_bytes: usize,
     ) -> PyResult<Bound<'py, PyTuple>> {
         let mut batch = Batch {
+            key: String::with_capacity(64),
             counts: [0; REASONS],
             extra_items: 0,
             notes: Vec::new(),
@@ -965,7 +1000,7 @@ impl NativeBoard {
             self.names.text(state.category).to_owned(),
             stage,
             fields,
-            state.seen.len(),
+            state.seen.len as usize,
             echoes,
         ))
     }
@@ -983,8 +1018,8 @@ impl NativeBoard {
             put_str(&mut out, key);
             put_u32(&mut out, state.category);
             put_u32(&mut out, state.stage);
-            put_u32(&mut out, state.seen.len() as u32);
-            for mark in &state.seen {
+            put_u32(&mut out, state.seen.len);
+            for mark in state.seen.in_order() {
                 out.extend_from_slice(&mark.to_le_bytes());
             }
             let echoes = state.echoes.as_deref().map(|e| e.as_slice()).unwrap_or(&[]);
@@ -1020,7 +1055,7 @@ impl NativeBoard {
             let key: Box<str> = r.str().ok_or_else(bad)?.into();
             let mut state = ItemState::new(r.u32().ok_or_else(bad)?, r.u32().ok_or_else(bad)?);
             for _ in 0..r.u32().ok_or_else(bad)? {
-                state.seen.push(r.u64().ok_or_else(bad)?);
+                state.remember(r.u64().ok_or_else(bad)?, self.seen_window);
             }
             let echoes = r.u32().ok_or_else(bad)?;
             if echoes > 0 {
@@ -1122,15 +1157,6 @@ fn group_of(key: &str, groups: u32) -> u32 {
     crc32fast::hash(key.as_bytes()) % groups
 }
 
-fn item_key(tenant: &str, entity: &str, id: &str) -> String {
-    let mut key = String::with_capacity(tenant.len() + entity.len() + id.len() + 2);
-    key.push_str(tenant);
-    key.push('/');
-    key.push_str(entity);
-    key.push('/');
-    key.push_str(id);
-    key
-}
 
 impl NativeBoard {
     #[allow(clippy::too_many_arguments)]
@@ -1194,11 +1220,15 @@ impl NativeBoard {
         batch: &mut Batch,
     ) -> PyResult<()> {
         let count = event.refs.len();
+        let mut key = std::mem::take(&mut batch.key);
         for item_index in 0..count {
-            let key = {
-                let r = &event.refs[item_index];
-                item_key(&event.tenant, &r.entity, &r.id)
-            };
+            let r = &event.refs[item_index];
+            key.clear();
+            key.push_str(&event.tenant);
+            key.push('/');
+            key.push_str(&r.entity);
+            key.push('/');
+            key.push_str(&r.id);
             if groups > 1 && group_of(&key, groups) != group {
                 if count == 1 {
                     let note = (index, 0usize, &key, NOTE_MISROUTED, py.None());
@@ -1227,6 +1257,7 @@ impl NativeBoard {
                 }
             }
         }
+        batch.key = key;
         Ok(())
     }
 
@@ -1245,7 +1276,7 @@ impl NativeBoard {
         let etype = event.etype;
         let lifecycle_only = matches!(etype, ITEM_CREATED | ITEM_STAGE_CHANGED | ITEM_DELETED_TYPE);
         if let Some(state) = items.get_mut(key) {
-            if state.seen.contains(&mark) {
+            if state.seen.contains(mark) {
                 return Ok(Outcome::Decided(DUPLICATE));
             }
             if state.stage != NO_STAGE && !lifecycle_only {

@@ -29,6 +29,19 @@ pub struct Wire<'a> {
 
 const MAX_DEPTH: u32 = 100;
 
+/// The bytes a string stops at: quote, backslash and the control characters.
+const SPECIAL: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
 struct Scanner<'a> {
     text: &'a str,
     bytes: &'a [u8],
@@ -206,40 +219,22 @@ impl<'a> Scanner<'a> {
         Some(())
     }
 
-    /// Past the bytes that need no look: 8 at a time while none is a quote, a
-    /// backslash or a control character.
-    fn skip_plain(&mut self) {
-        const ONES: u64 = 0x0101_0101_0101_0101;
-        const HIGHS: u64 = 0x8080_8080_8080_8080;
-        let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
-        while let Some(chunk) = self.bytes.get(self.at..self.at + 8) {
-            let w = u64::from_le_bytes(chunk.try_into().unwrap());
-            let special = has_zero(w ^ (ONES * u64::from(b'"')))
-                | has_zero(w ^ (ONES * u64::from(b'\\')))
-                | (w.wrapping_sub(ONES * 0x20) & !w & HIGHS);
-            if special != 0 {
-                return;
-            }
-            self.at += 8;
-        }
+    /// Bytes up to the next one a string must look at: a quote, a backslash or a
+    /// control character (which JSON does not allow raw); None at the end.
+    fn to_special(&self) -> Option<usize> {
+        self.bytes[self.at..].iter().position(|&b| SPECIAL[b as usize])
     }
 
     /// A string without escapes or control characters, as it stands in the text.
     fn plain_str(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.at;
-        self.skip_plain();
-        loop {
-            match *self.bytes.get(self.at)? {
-                b'"' => {
-                    let out = &self.text[start..self.at];
-                    self.at += 1;
-                    return Some(out);
-                }
-                b'\\' | 0..=0x1f => return None,
-                _ => self.at += 1,
-            }
+        let end = start + self.to_special()?;
+        if self.bytes[end] != b'"' {
+            return None;
         }
+        self.at = end + 1;
+        Some(&self.text[start..end])
     }
 
     fn optional_str(&mut self) -> Option<Option<Cow<'a, str>>> {
@@ -316,8 +311,8 @@ impl<'a> Scanner<'a> {
     fn skip_str(&mut self) -> Option<()> {
         self.eat(b'"')?;
         loop {
-            self.skip_plain();
-            match *self.bytes.get(self.at)? {
+            self.at += self.to_special()?;
+            match self.bytes[self.at] {
                 b'"' => {
                     self.at += 1;
                     return Some(());
@@ -326,18 +321,18 @@ impl<'a> Scanner<'a> {
                     b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.at += 2,
                     b'u' => {
                         let hex = self.text.get(self.at + 2..self.at + 6)?;
+                        if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                            return None;
+                        }
                         let unit = u16::from_str_radix(hex, 16).ok()?;
-                        if !hex.bytes().all(|b| b.is_ascii_hexdigit())
-                            || (0xd800..=0xdfff).contains(&unit)
-                        {
+                        if (0xd800..=0xdfff).contains(&unit) {
                             return None;
                         }
                         self.at += 6;
                     }
                     _ => return None,
                 },
-                0..=0x1f => return None,
-                _ => self.at += 1,
+                _ => return None,
             }
         }
     }
