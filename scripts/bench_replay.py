@@ -1,19 +1,21 @@
 """Replay benchmark: the Bytewax replay job against a plain loop over the same decision code.
 
-    python scripts/bench_replay.py [--events 1000000] [--items 100000] [--runs 3]
+    python scripts/bench_replay.py [--events 1000000] [--items 100000] [--runs 3] [--python]
 
 Generates a realistic log (scripts/generate.py) once into .cache/bench/, then
 alternates, run by run, between:
 
-- baseline: one Python process reading the same files, decoding each line with
-  `connectors.records.decode_event` and deciding it with one `state.board.Board`,
-  no Bytewax, no output (`scripts/benchdata.py FOLDER`: the floor of the job's work);
+- baseline: one Python process reading the same file by blocks and handing batches
+  of raw lines to one compiled board (`state.native.NativeBoard`), no Bytewax, no
+  output (`scripts/benchdata.py FOLDER native`: the floor of the job's work);
 - job: `python -m flows replay` as a separate process, writing transitions and
-  dead letters to files.
+  dead letters to files;
+- with --python, the same job with `--engine python` (the reference engine).
 
-It prints, per run and as medians: events/s of each, the ratio job/baseline, and
-the job's peak memory (max RSS). Each line names the command that reproduces it.
-The machine may be shared and noisy: quote medians and the ratio.
+It prints, per run and as medians: events/s of each, the ratio job/baseline, the
+speedup of the native engine over the Python one, and the job's peak memory (max
+RSS). Each line names the command that reproduces it. The machine may be shared
+and noisy: quote medians and the ratios.
 """
 
 from __future__ import annotations
@@ -31,14 +33,14 @@ from benchdata import ROOT, generated_log
 
 def run_baseline(folder: Path) -> tuple[float, int, int]:
     started = time.perf_counter()
-    command = [sys.executable, str(ROOT / "scripts" / "benchdata.py"), str(folder)]
+    command = [sys.executable, str(ROOT / "scripts" / "benchdata.py"), str(folder), "native"]
     out = subprocess.run(command, check=True, capture_output=True, text=True)
     wall = time.perf_counter() - started
     read, moved, _ = out.stdout.split()
     return wall, int(read), int(moved)
 
 
-def job_command(folder: Path) -> list[str]:
+def job_command(folder: Path, engine: str = "native") -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -52,14 +54,16 @@ def job_command(folder: Path) -> list[str]:
         str(folder / "transitions.jsonl"),
         "--dlq",
         str(folder / "dead-letters.jsonl"),
+        "--engine",
+        engine,
     ]
 
 
-def run_job(folder: Path) -> tuple[float, int, float]:
+def run_job(folder: Path, engine: str = "native") -> tuple[float, int, float]:
     """Wall seconds, transitions written, and the job's peak memory in MB."""
     started = time.perf_counter()
     child = subprocess.Popen(
-        job_command(folder), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        job_command(folder, engine), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - started
@@ -76,6 +80,11 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--python",
+        action="store_true",
+        help="also run the job with --engine python (the reference) in each run",
+    )
     args = parser.parse_args()
     folder = generated_log(args.events, args.items)
     size = os.path.getsize(folder / "events.jsonl")
@@ -83,28 +92,43 @@ def main() -> int:
         f"input: {args.events:,} events over {args.items:,} items, {size / 1e6:.0f} MB ({folder})"
     )
     print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}")
-    baseline_rates, job_rates, ratios, peaks = [], [], [], []
+    baseline_rates, job_rates, python_rates, ratios, speedups, peaks = [], [], [], [], [], []
     for run in range(1, args.runs + 1):
         base_wall, read, base_moved = run_baseline(folder)
         job_wall, job_moved, peak_mb = run_job(folder)
+        python_wall, python_moved, _ = run_job(folder, "python") if args.python else (0, 0, 0)
         peaks.append(peak_mb)
-        if job_moved != base_moved:
-            print(f"MISMATCH: job wrote {job_moved} transitions, baseline decided {base_moved}")
+        if job_moved != base_moved or (args.python and python_moved != job_moved):
+            print(
+                f"MISMATCH: job wrote {job_moved} transitions, baseline decided {base_moved}, "
+                f"the Python engine wrote {python_moved}"
+            )
             return 1
         baseline_rates.append(read / base_wall)
         job_rates.append(read / job_wall)
         ratios.append(base_wall / job_wall)
-        print(
+        line = (
             f"run {run}: baseline {read / base_wall:,.0f} events/s, "
             f"job {read / job_wall:,.0f} events/s, job/baseline {base_wall / job_wall:.2f}, "
             f"{job_moved:,} transitions, job peak {peak_mb:,.0f} MB"
         )
+        if args.python:
+            python_rates.append(read / python_wall)
+            speedups.append(python_wall / job_wall)
+            line += f"; job --engine python {read / python_wall:,.0f} events/s"
+        print(line)
     print()
     baseline_rate = statistics.median(baseline_rates)
-    print(f"baseline (plain loop, same state/ code): {baseline_rate:,.0f} events/s")
-    print(f"replay job, one process:                 {statistics.median(job_rates):,.0f} events/s")
-    print(f"job / baseline (median of runs):          {statistics.median(ratios):.2f}")
-    print(f"job peak memory (max RSS, median):        {statistics.median(peaks):,.0f} MB")
+    print(f"baseline (plain loop, same native board): {baseline_rate:,.0f} events/s")
+    print(f"replay job, one process:                  {statistics.median(job_rates):,.0f} events/s")
+    print(f"job / baseline (median of runs):           {statistics.median(ratios):.2f}")
+    print(f"job peak memory (max RSS, median):         {statistics.median(peaks):,.0f} MB")
+    if args.python:
+        print(
+            f"job --engine python:                      "
+            f"{statistics.median(python_rates):,.0f} events/s"
+        )
+        print(f"native / python engine (median of runs):   {statistics.median(speedups):.2f}")
     print("reproduce the job alone: " + " ".join(job_command(folder)))
     return 0
 

@@ -1,7 +1,7 @@
 """What the benchmarks share: generated logs (made once, kept in .cache/bench/) and the
 plain loop that decides a log with the job's own code, no Bytewax.
 
-    python scripts/benchdata.py FOLDER    # prints: events read, transitions, seconds
+    python scripts/benchdata.py FOLDER [native|python]   # prints: events read, transitions, seconds
 """
 
 from __future__ import annotations
@@ -10,13 +10,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "bench"
 sys.path.insert(0, str(ROOT))
 
+from connectors.jsonl import read_line_blocks  # noqa: E402
 from connectors.records import decode_event, load_json, parse_automation  # noqa: E402
 from flows.runtime import tune_gc  # noqa: E402
+from state import native  # noqa: E402
 from state.board import Board  # noqa: E402
 from state.model import Event, Rejection, Transition  # noqa: E402
 from state.table import TriggerTable  # noqa: E402
@@ -42,8 +45,15 @@ def generated_log(events: int, items: int) -> Path:
     return folder
 
 
-def decide_log(folder: Path) -> tuple[Board, int, int, float]:
-    """One Board over the whole log: the board, events read, transitions, seconds."""
+BATCH = 4096
+
+
+def decide_log(folder: Path, engine: str = "native") -> tuple[Any, int, int, float]:
+    """One board of `engine` over the whole log: the board, events read, transitions, seconds.
+
+    The native loop hands the compiled board batches of raw lines, as the job does; the
+    Python loop decodes each line and decides it item by item.
+    """
     tune_gc()
     started = time.perf_counter()
     table = TriggerTable()
@@ -54,6 +64,16 @@ def decide_log(folder: Path) -> tuple[Board, int, int, float]:
                 record = parse_automation(record)
                 if not isinstance(record, Rejection):
                     table.apply(record)
+    if engine == "native":
+        fast = native.NativeBoard(table, decode_event)
+        read = moved = 0
+        for _, _, lines in read_line_blocks([str(folder / "events.jsonl")]):
+            for at in range(0, len(lines), BATCH):
+                batch = lines[at : at + BATCH]
+                read += len(batch)
+                _, _, notes = fast.decide_batch(batch)
+                moved += sum(1 for note in notes if note[3] == native.TRANSITION)
+        return fast, read, moved, time.perf_counter() - started
     board = Board(table)
     decide = board.decide
     read = moved = 0
@@ -72,5 +92,5 @@ def decide_log(folder: Path) -> tuple[Board, int, int, float]:
 
 
 if __name__ == "__main__":
-    _, read, moved, seconds = decide_log(Path(sys.argv[1]))
+    _, read, moved, seconds = decide_log(Path(sys.argv[1]), *sys.argv[2:3])
     print(read, moved, seconds)

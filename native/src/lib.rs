@@ -20,9 +20,9 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 use serde::de::{self, Deserializer, Visitor};
-use smallvec::{smallvec, SmallVec};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use smallvec::{smallvec, SmallVec};
 
 mod conditions;
 mod scan;
@@ -818,7 +818,7 @@ impl Seen {
         let len = self.len as usize;
         if len < window {
             if len == self.marks.len() {
-                let mut grown = vec![0; (2 * len).clamp(2, window)].into_boxed_slice();
+                let mut grown = vec![0; (2 * len).max(2).min(window)].into_boxed_slice();
                 grown[..len].copy_from_slice(&self.marks);
                 self.marks = grown;
             }
@@ -833,7 +833,9 @@ impl Seen {
     /// Oldest first.
     fn in_order(&self) -> impl Iterator<Item = &u64> {
         let (len, next) = (self.len as usize, self.next as usize);
-        self.marks[next..len].iter().chain(self.marks[..next].iter())
+        self.marks[next..len]
+            .iter()
+            .chain(self.marks[..next].iter())
     }
 }
 
@@ -1156,7 +1158,6 @@ fn clause(field: &str, op: &str, value: &str) -> PyResult<Clause> {
 fn group_of(key: &str, groups: u32) -> u32 {
     crc32fast::hash(key.as_bytes()) % groups
 }
-
 
 impl NativeBoard {
     #[allow(clippy::too_many_arguments)]

@@ -29,19 +29,6 @@ pub struct Wire<'a> {
 
 const MAX_DEPTH: u32 = 100;
 
-/// The bytes a string stops at: quote, backslash and the control characters.
-const SPECIAL: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 0x20 {
-        table[b] = true;
-        b += 1;
-    }
-    table[b'"' as usize] = true;
-    table[b'\\' as usize] = true;
-    table
-};
-
 struct Scanner<'a> {
     text: &'a str,
     bytes: &'a [u8],
@@ -49,8 +36,17 @@ struct Scanner<'a> {
     depth: u32,
 }
 
+/// Whether a text has a control character: raw in a string, JSON does not allow one;
+/// between tokens (tab, line feed, carriage return) the general path reads it.
+fn has_control(text: &str) -> bool {
+    text.bytes().fold(false, |found, b| found | (b < 0x20))
+}
+
 /// The record's fields, if it is a JSON object of the expected shape.
 pub fn scan(text: &str) -> Option<Wire<'_>> {
+    if has_control(text) {
+        return None;
+    }
     let mut s = Scanner {
         text,
         bytes: text.as_bytes(),
@@ -114,6 +110,9 @@ pub fn scan(text: &str) -> Option<Wire<'_>> {
 /// The members of a JSON object's text, in order, each value as its text; None when a
 /// key has escapes (or the text is not one object).
 pub fn members(text: &str) -> Option<Vec<(Cow<'_, str>, &str)>> {
+    if has_control(text) {
+        return None;
+    }
     let mut s = Scanner {
         text,
         bytes: text.as_bytes(),
@@ -133,8 +132,9 @@ pub fn members(text: &str) -> Option<Vec<(Cow<'_, str>, &str)>> {
 }
 
 impl<'a> Scanner<'a> {
+    /// Past spaces: the only whitespace left once control characters are ruled out.
     fn ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.bytes.get(self.at) {
+        while self.bytes.get(self.at) == Some(&b' ') {
             self.at += 1;
         }
     }
@@ -219,10 +219,10 @@ impl<'a> Scanner<'a> {
         Some(())
     }
 
-    /// Bytes up to the next one a string must look at: a quote, a backslash or a
-    /// control character (which JSON does not allow raw); None at the end.
+    /// Bytes up to the next quote or backslash (control characters are ruled out
+    /// before scanning); None at the end.
     fn to_special(&self) -> Option<usize> {
-        self.bytes[self.at..].iter().position(|&b| SPECIAL[b as usize])
+        memchr::memchr2(b'"', b'\\', &self.bytes[self.at..])
     }
 
     /// A string without escapes or control characters, as it stands in the text.
