@@ -457,6 +457,7 @@ class EventsPartition(StatefulSourcePartition[RawBatch, int]):
         self.idle = not messages
         positions: list[int] = []
         values: list[bytes | None] = []
+        keys: list[bytes | None] = []
         for message in messages:
             error = message.error()
             if error is not None:
@@ -467,10 +468,12 @@ class EventsPartition(StatefulSourcePartition[RawBatch, int]):
                 continue
             positions.append(message.offset())
             values.append(message.value())
+            keys.append(message.key())
         if not positions:
             return []
         self.next_offset = positions[-1] + 1
-        return [RawBatch(EVENTS, self.topic, self.partition, positions[0], positions, values)]
+        first = positions[0]
+        return [RawBatch(EVENTS, self.topic, self.partition, first, positions, values, keys)]
 
     def next_awake(self) -> datetime | None:
         return datetime.now(UTC) + IDLE_WAIT if self.idle else None

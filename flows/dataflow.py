@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import pickle
 import zlib
+from bisect import insort
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -192,6 +193,9 @@ def route(batches: list[RawBatch], settings: FlowSettings) -> list[tuple[str, Pa
                 for g in range(groups)
             )
             continue
+        if settings.engine == "native":
+            out.extend(_route_native(batch, settings, rejected))
+            continue
         entries = [
             (first_seq + i, position, raw, None)
             for i, (position, raw) in enumerate(zip(batch.positions, batch.values, strict=True))
@@ -208,18 +212,11 @@ def route(batches: list[RawBatch], settings: FlowSettings) -> list[tuple[str, Pa
                     bucket = by_group[group] = []
                 bucket.append((seq, position, raw, None))
                 continue
-            record = decode(stream, raw, settings.max_record_bytes)
-            if type(record) is Rejection:
-                origin = origin_of(source, partition, position)
-                letter = DeadLetter(record.code, record.message, raw or b"", origin)
-                rejected.dead_letters.append(((seq, 0), letter))
-                rejected.tally[f"{DLQ_TALLY[stream]}{record.code}"] += 1
+            record = _decode_for_route(batch, seq - first_seq, settings, rejected)
+            if record is None:
                 continue
             entry = (seq, position, raw, record)
-            for group in {
-                group_of(item_key(record.tenant, ref.entity, ref.id), groups)
-                for ref in record.items
-            }:
+            for group in _groups_of(record, groups):
                 bucket = by_group.get(group)
                 if bucket is None:
                     bucket = by_group[group] = []
@@ -229,6 +226,57 @@ def route(batches: list[RawBatch], settings: FlowSettings) -> list[tuple[str, Pa
             for g, entries in by_group.items()
         )
     return out
+
+
+def _route_native(
+    batch: RawBatch, settings: FlowSettings, rejected: Decisions
+) -> list[tuple[str, Parcel]]:
+    """`route` of an events batch with the compiled router: no Python per record.
+
+    The records it cannot place are decoded here as `route` does; each group's
+    parcel keeps its records in input order.
+    """
+    values = batch.values if type(batch.values) is list else list(batch.values)
+    by_group, unplaced = native.route_batch(batch.keys, values, settings.key_groups)
+    for index in unplaced:
+        record = _decode_for_route(batch, index, settings, rejected)
+        if record is not None:
+            for group in _groups_of(record, settings.key_groups):
+                insort(by_group.setdefault(group, []), index)
+    first, positions = batch.first_seq, batch.positions
+    return [
+        (
+            str(g),
+            Parcel(
+                g,
+                batch.stream,
+                batch.source,
+                batch.partition,
+                [first + i for i in picked],
+                [positions[i] for i in picked],
+                [values[i] for i in picked],
+            ),
+        )
+        for g, picked in by_group.items()
+    ]
+
+
+def _decode_for_route(
+    batch: RawBatch, index: int, settings: FlowSettings, rejected: Decisions
+) -> Any:
+    """The event record `index` of a batch, or None once it is counted a dead letter."""
+    raw = batch.values[index]
+    record = decode(batch.stream, raw, settings.max_record_bytes)
+    if type(record) is not Rejection:
+        return record
+    letter = DeadLetter(record.code, record.message, raw or b"", batch.origin(index))
+    rejected.dead_letters.append(((batch.first_seq + index, 0), letter))
+    rejected.tally[f"{DLQ_TALLY[batch.stream]}{record.code}"] += 1
+    return None
+
+
+def _groups_of(record: Any, groups: int) -> set[int]:
+    return {group_of(item_key(record.tenant, ref.entity, ref.id), groups) for ref in record.items}
 
 
 def _without_bad_tombstones(batch: RawBatch, rejected: Decisions) -> RawBatch:
@@ -408,14 +456,10 @@ def decide_parcels_native(
                 out.tally["transition"] += 1
                 out.transitions.append((key, ((entry[0], item_index), payload)))
                 continue
-            if kind == native.REJECTED:
-                rejection = Rejection(*payload)
-            elif kind == native.UNKNOWN_ITEM:
-                rejection = Board.unknown_item(key)
-            elif kind == native.UNKNOWN_STAGE:
-                rejection = Board.unknown_stage(key, *payload)
-            else:
+            if kind == native.MISROUTED:
                 rejection = _misrouted(key)
+            else:
+                rejection = native.rejection_of(kind, key, payload)
             _record(out, parcel, entry, item_index, key_or_none, rejection)
     out.tally.update({r: n for r, n in zip(native.REASONS, counts, strict=True) if n})
     if extra:

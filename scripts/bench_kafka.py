@@ -14,9 +14,9 @@ measures, alternating run by run, each job writing to fresh output topics:
 
 - bench (the default): a plain confluent-kafka loop in one Python process that
   reads the automation topic into a `state.table.TriggerTable`, consumes the
-  events topic, decodes each record with `connectors.records.decode_event`,
-  decides it with one `state.board.Board`, and produces transitions and dead
-  letters (keyed, through an idempotent producer), against
+  events topic and hands each consumed batch of raw records to one compiled board
+  (`state.native.NativeBoard`, the job's default engine), and produces transitions
+  and dead letters (keyed, through an idempotent producer), against
   `python -m flows run --until-end`, one process, one worker;
 - cluster: that job in one process against two processes of one worker each as
   one Bytewax cluster (`--process-id 0/1 --addresses ...`), with the CPU time of
@@ -83,11 +83,11 @@ from connectors.records import (
     decode_event,
     load_json,
     parse_automation,
-    transition_json,
 )
 from flows.runtime import tune_gc
-from state.board import Board
-from state.model import Event, Rejection, Transition
+from state import native
+from state.model import Rejection
+from state.native import NativeBoard
 from state.table import TriggerTable
 
 BROKER_SCRIPT = ROOT / "scripts" / "kafka" / "broker.sh"
@@ -114,8 +114,7 @@ def baseline(brokers: str, topics: Topics) -> tuple[int, int, float]:
             record = obj if isinstance(obj, Rejection) else parse_automation(obj)
         if not isinstance(record, Rejection):
             table.apply(record)
-    board = Board(table)
-    decide = board.decide
+    board = NativeBoard(table, decode_event)
 
     partitions = topic_partitions(admin_client(kafka), topics.events, brokers)
     consumer = Consumer(kafka.consumer_config(partition_eof=True))
@@ -135,34 +134,35 @@ def baseline(brokers: str, topics: Topics) -> tuple[int, int, float]:
     open_partitions = set(partitions)
     read = moved = 0
     while open_partitions:
+        messages = []
         for message in consumer.consume(4096, 0.5):
             error = message.error()
             if error is not None:
                 if error.code() != KafkaError._PARTITION_EOF:
                     raise SystemExit(f"consumer error: {error.str()}")
                 open_partitions.discard(message.partition())
-                continue
-            read += 1
-            raw = message.value()
-            event = decode_event(raw) if raw is not None else Rejection("invalid_record", "null")
-            if type(event) is not Event:
-                rejection: Rejection = event  # type: ignore[assignment]
+            elif message.value() is None:
                 origin = Origin(None, None, topics.events, message.partition(), message.offset())
-                letter = DeadLetter(rejection.code, rejection.message, raw or b"", origin)
-                send(dlq, letter.to_json(), None)
+                send(dlq, DeadLetter("invalid_record", "null", b"", origin).to_json(), None)
+            else:
+                messages.append(message)
+        read += len(messages)
+        _, _, notes = board.decide_batch([m.value() for m in messages])
+        for index, _, key, kind, payload in notes:
+            if kind == native.TRANSITION:
+                moved += 1
+                send(out, payload, key)
                 continue
-            for ref in event.items:
-                key = f"{event.tenant}/{ref.entity}/{ref.id}"
-                outcome = decide(event, ref, key)
-                if type(outcome) is Transition:
-                    moved += 1
-                    send(out, transition_json(outcome), key)
-                elif type(outcome) is Rejection:
-                    origin = Origin(
-                        None, None, topics.events, message.partition(), message.offset()
-                    )
-                    letter = DeadLetter(outcome.code, outcome.message, raw, origin, key)  # type: ignore[arg-type]
-                    send(dlq, letter.to_json(), key)
+            message = messages[index]
+            origin = Origin(None, None, topics.events, message.partition(), message.offset())
+            rejection = native.rejection_of(kind, key, payload)
+            send(
+                dlq,
+                DeadLetter(
+                    rejection.code, rejection.message, message.value(), origin, key
+                ).to_json(),
+                key,
+            )
         producer.poll(0)
     while producer.flush(1.0):
         pass

@@ -127,6 +127,9 @@ class Board:
         self.items: dict[str, ItemState] = {}
         self.seen_window = seen_window
 
+    def __len__(self) -> int:
+        return len(self.items)
+
     def apply(self, record: AutomationRecord) -> Rejection | None:
         """Apply an automation record to the table (`TriggerTable.apply`)."""
         return self.table.apply(record)

@@ -24,15 +24,16 @@ from typing import Any
 
 import orjson
 
-from state.board import DEFAULT_SEEN_WINDOW, ECHO_WINDOW
+from state.board import DEFAULT_SEEN_WINDOW, ECHO_WINDOW, Board
 from state.codes import params_match
 from state.model import AutomationRecord, Event, Rejection, Trigger
 from state.table import PipelineView, TriggerTable
 
 try:
     from crm_triggers_native import NativeBoard as _Core
+    from crm_triggers_native import route_batch as _route_batch
 except ImportError:  # pragma: no cover - reported by `available()` and the settings check
-    _Core = None
+    _Core = _route_batch = None
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -57,6 +58,29 @@ REASONS = (
 
 # Kinds of the notes `decide_batch` returns.
 TRANSITION, REJECTED, UNKNOWN_ITEM, UNKNOWN_STAGE, MISROUTED = range(5)
+
+
+def rejection_of(kind: int, key: str, payload: Any) -> Rejection:
+    """The dead letter's reason of a note that is not a transition (nor MISROUTED)."""
+    if kind == REJECTED:
+        return Rejection(*payload)
+    if kind == UNKNOWN_ITEM:
+        return Board.unknown_item(key)
+    if kind == UNKNOWN_STAGE:
+        return Board.unknown_stage(key, *payload)
+    raise ValueError(f"not a note of a rejection: kind {kind}")
+
+
+def route_batch(
+    keys: Sequence[bytes | None] | None, raws: list[bytes | None], groups: int
+) -> tuple[dict[int, list[int]], list[int]]:
+    """Record indexes by key group, and those left for Python to place.
+
+    A record keyed by its single item goes to its key's group undecoded; any other
+    is decoded natively to find its items' groups; a record that does not decode
+    natively (or has no bytes) is left over.
+    """
+    return _route_batch(keys if keys is None or type(keys) is list else list(keys), raws, groups)
 
 
 def available() -> bool:

@@ -1007,6 +1007,25 @@ impl NativeBoard {
         ))
     }
 
+    /// Bytes the items take, the allocator's own overhead aside: the hash table's
+    /// slots, each key, and what each state holds outside its slot.
+    fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let slots = (self.items.capacity() * 8 / 7).next_power_of_two();
+        let mut total = slots * (size_of::<(Box<str>, ItemState)>() + 1);
+        for (key, state) in &self.items {
+            total += key.len() + state.seen.marks.len() * size_of::<u64>();
+            if let Some(echoes) = &state.echoes {
+                total += size_of::<Vec<(u64, u32)>>() + echoes.capacity() * size_of::<(u64, u32)>();
+            }
+            if let Some(fields) = &state.fields {
+                total += fields.len() * size_of::<(u32, Box<str>)>();
+                total += fields.iter().map(|(_, value)| value.len()).sum::<usize>();
+            }
+        }
+        total
+    }
+
     /// The items as bytes, for snapshots (the table is pickled by Python).
     fn dump<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         let mut out = Vec::with_capacity(64 + self.items.len() * 64);
@@ -1738,8 +1757,64 @@ impl NativeBoard {
     }
 }
 
+/// The key groups of a batch of event records, as `flows.dataflow.route` assigns them.
+///
+/// A record with a Kafka key that names a single item goes to its key's group
+/// undecoded; any other record is decoded here to find its items' groups. Returns
+/// the record indexes of each group in input order, and the indexes of records this
+/// could not place (no bytes, or not of the common shape): Python routes those.
+#[pyfunction]
+#[pyo3(signature = (keys, raws, groups))]
+fn route_batch(
+    keys: Option<&Bound<'_, PyList>>,
+    raws: &Bound<'_, PyList>,
+    groups: u32,
+) -> PyResult<(StdHashMap<u32, Vec<usize>>, Vec<usize>)> {
+    let mut by_group: StdHashMap<u32, Vec<usize>> = StdHashMap::new();
+    let mut unplaced = Vec::new();
+    let items = memchr::memmem::Finder::new(b"\"items\"");
+    let mut key_text = String::new();
+    for (index, raw) in raws.iter().enumerate() {
+        let Ok(raw) = raw.downcast::<PyBytes>() else {
+            unplaced.push(index);
+            continue;
+        };
+        let raw = raw.as_bytes();
+        if let Some(keys) = keys {
+            let key = keys.get_item(index)?;
+            if let Ok(key) = key.downcast::<PyBytes>() {
+                let key = key.as_bytes();
+                if !key.is_empty() && items.find(raw).is_none() {
+                    by_group.entry(crc32fast::hash(key) % groups).or_default().push(index);
+                    continue;
+                }
+            }
+        }
+        let Some(event) = decode_event(raw, None) else {
+            unplaced.push(index);
+            continue;
+        };
+        let mut placed: SmallVec<[u32; 4]> = SmallVec::new();
+        for r in &event.refs {
+            key_text.clear();
+            key_text.push_str(&event.tenant);
+            key_text.push('/');
+            key_text.push_str(&r.entity);
+            key_text.push('/');
+            key_text.push_str(&r.id);
+            let group = group_of(&key_text, groups);
+            if !placed.contains(&group) {
+                placed.push(group);
+                by_group.entry(group).or_default().push(index);
+            }
+        }
+    }
+    Ok((by_group, unplaced))
+}
+
 #[pymodule]
 fn crm_triggers_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeBoard>()?;
+    m.add_function(wrap_pyfunction!(route_batch, m)?)?;
     Ok(())
 }
