@@ -274,10 +274,10 @@ class Progress:
             sys.stderr.flush()
 
 
-class OrderedFileSink(FixedPartitionedSink[tuple[Any, bytes], None]):
+class OrderedFileSink(FixedPartitionedSink[tuple[Any, str, bytes], None]):
     """Writes JSON Lines to a file (or `-`), in input order whatever the worker count.
 
-    Items are `(key, (order, line))`; lines are held until the flow ends and then
+    Items are `(key, (order, key, line))`; lines are held until the flow ends and then
     written sorted by `order`, so a replay's output is the same bytes every run.
     """
 
@@ -298,12 +298,12 @@ class OrderedFileSink(FixedPartitionedSink[tuple[Any, bytes], None]):
         return _OrderedFilePartition(self.path)
 
 
-class _OrderedFilePartition(StatefulSinkPartition[tuple[Any, bytes], None]):
+class _OrderedFilePartition(StatefulSinkPartition[tuple[Any, str, bytes], None]):
     def __init__(self, path: str | None) -> None:
         self.path = path
-        self.lines: list[tuple[Any, bytes]] = []
+        self.lines: list[tuple[Any, str, bytes]] = []
 
-    def write_batch(self, values: list[tuple[Any, bytes]]) -> None:
+    def write_batch(self, values: list[tuple[Any, str, bytes]]) -> None:
         self.lines.extend(values)
 
     def snapshot(self) -> None:
@@ -312,10 +312,10 @@ class _OrderedFilePartition(StatefulSinkPartition[tuple[Any, bytes], None]):
     def close(self) -> None:
         if self.path is None:
             return
-        self.lines.sort(key=lambda pair: pair[0])
+        self.lines.sort(key=lambda value: value[0])
         out = sys.stdout.buffer if self.path == STDIO else open(self.path, "wb")  # noqa: SIM115
         try:
-            out.write(b"".join(line + b"\n" for _, line in self.lines))
+            out.write(b"".join(line + b"\n" for _, _, line in self.lines))
         finally:
             if out is sys.stdout.buffer:
                 out.flush()

@@ -7,11 +7,13 @@ never in consumer-group commits. The automation partition reads its topic to
 the end, then emits an `AUTOMATION_CAUGHT_UP` marker batch, then follows it:
 the decide step holds events back until it has seen the marker.
 
-Sinks: `(item key, (order, line))` items to a topic, keyed by the item key (""
-is a null key), through one idempotent producer per worker. A write returns once
-the broker has acknowledged every record of it; Bytewax commits an epoch only
-after every write of that epoch has returned, so a committed epoch is a
-delivered one (a `DynamicSink` gets no other epoch hook).
+Sinks: `(item key, (order, item key, line))` items to a topic, keyed by the item
+key ("" is a null key), through one idempotent producer per worker, one sink
+partition per partition of the topic. A write hands its records to the producer
+and returns; at the end of each epoch every sink partition written in it returns
+from `snapshot` only once the broker has acknowledged every record, and Bytewax
+commits an epoch only after that, so a committed epoch is a delivered one while
+no batch waits for the broker.
 """
 
 from __future__ import annotations
@@ -27,15 +29,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Protocol, cast
+from zlib import crc32
 
 import orjson
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
-from bytewax.outputs import (
-    DynamicSink,
-    FixedPartitionedSink,
-    StatefulSinkPartition,
-    StatelessSinkPartition,
-)
+from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from confluent_kafka import (
     OFFSET_BEGINNING,
     OFFSET_END,
@@ -52,7 +50,7 @@ from connectors.records import DEFAULT_CATEGORY, DEFAULT_TENANT
 from connectors.summary import Summary
 from connectors.tombstones import plain_name, tombstone_record
 from state.codes import id_text
-from state.errors import ConfigError, DeliveryError, SourceError
+from state.errors import ConfigError, CrmTriggersError, DeliveryError, SourceError
 
 log = logging.getLogger("crm_triggers.kafka")
 
@@ -235,16 +233,18 @@ def admin_client(kafka: KafkaSettings) -> AdminClient:
         raise ConfigError(f"Kafka options {masked(kafka.options)}: {bad.args[0]}") from None
 
 
-def topic_partitions(admin: AdminClient, topic: str, brokers: str) -> list[int]:
-    """The partition ids of a topic; SourceError if it does not exist or cannot be seen."""
+def topic_partitions(
+    admin: AdminClient, topic: str, brokers: str, kind: type[CrmTriggersError] = SourceError
+) -> list[int]:
+    """The partition ids of a topic; `kind` (SourceError) if it does not exist or cannot be seen."""
     try:
         metadata = admin.list_topics(topic, timeout=METADATA_TIMEOUT_S)
     except KafkaException as bad:
-        raise SourceError(f"cannot reach the Kafka cluster at {brokers}: {bad.args[0]}") from None
+        raise kind(f"cannot reach the Kafka cluster at {brokers}: {bad.args[0]}") from None
     found = metadata.topics.get(topic)
     if found is None or found.error is not None or not found.partitions:
         why = found.error.str() if found is not None and found.error is not None else "not found"
-        raise SourceError(
+        raise kind(
             f"topic {topic!r} on {brokers}: {why}; create the topics with "
             f"`crm-triggers topics create --brokers {brokers}`"
         )
@@ -582,8 +582,8 @@ class AutomationPartition(StatefulSourcePartition[RawBatch, dict[int, int]]):
 class WorkerProducer:
     """One idempotent producer, shared by the sinks of one worker; counts failed deliveries."""
 
-    def __init__(self, kafka: KafkaSettings, worker_index: int) -> None:
-        self.errors = ClientErrors(f"producer of worker {worker_index}", DeliveryError)
+    def __init__(self, kafka: KafkaSettings, worker: int) -> None:
+        self.errors = ClientErrors(f"producer of worker {worker}", DeliveryError)
         self.failures: Counter[str] = Counter()
         self.first_failure: dict[str, str] = {}
         try:
@@ -608,6 +608,11 @@ class WorkerProducer:
                 # The local queue is full (bytewax issue 522): serve delivery reports, retry.
                 self.producer.poll(0.1)
 
+    def check(self, topic: str) -> None:
+        """Serve the delivery reports that came in; DeliveryError if a record failed."""
+        self.producer.poll(0)
+        self._raise_failures(topic)
+
     def wait(self, topic: str) -> None:
         """Return once every record produced so far is acknowledged; DeliveryError if one failed."""
         started = time.monotonic()
@@ -623,6 +628,9 @@ class WorkerProducer:
                     topic,
                     now - started,
                 )
+        self._raise_failures(topic)
+
+    def _raise_failures(self, topic: str) -> None:
         self.errors.raise_permanent()
         if self.failures[topic]:
             raise DeliveryError(
@@ -633,42 +641,67 @@ class WorkerProducer:
 
 
 class Producers:
-    """The producer of each worker of this process, made on first use."""
+    """The producer of each worker of this process, made on first use.
+
+    Bytewax runs each worker on a thread of its own and builds its sink partitions
+    there, so a worker is known by its thread; only that worker writes through its
+    producer, and waiting for it never waits for another worker's records.
+    """
 
     def __init__(self, kafka: KafkaSettings) -> None:
         self.kafka = kafka
         self._lock = threading.Lock()
-        self._by_worker: dict[int, WorkerProducer] = {}
+        self._by_thread: dict[int, WorkerProducer] = {}
 
-    def for_worker(self, worker_index: int) -> WorkerProducer:
+    def for_this_worker(self) -> WorkerProducer:
+        thread = threading.get_ident()
         with self._lock:
-            found = self._by_worker.get(worker_index)
+            found = self._by_thread.get(thread)
             if found is None:
-                found = self._by_worker[worker_index] = WorkerProducer(self.kafka, worker_index)
+                found = WorkerProducer(self.kafka, len(self._by_thread))
+                self._by_thread[thread] = found
             return found
 
 
-class KafkaSink(DynamicSink[tuple[str, tuple[Any, bytes]]]):
-    """Writes `(item key, (order, line))` items to a topic: key = item key, value = line."""
+class KafkaSink(FixedPartitionedSink[tuple[Any, str, bytes], None]):
+    """Writes `(item key, (order, item key, line))` items to a topic: key = item key, value = line.
+
+    One sink partition per partition of the topic (it must exist), owned by one
+    worker: the records of an item always go through the same producer, in order,
+    and the Kafka partitioner places them by their key. Writes do not wait for the
+    broker; `snapshot`, at the end of each epoch the partition was written in, and
+    `close` return once every record is acknowledged (see the module docstring).
+    """
 
     def __init__(self, producers: Producers, topic: str) -> None:
         self.producers = producers
         self.topic = topic
 
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> KafkaSinkPartition:
-        return KafkaSinkPartition(self.producers.for_worker(worker_index), self.topic)
+    def list_parts(self) -> list[str]:
+        kafka = self.producers.kafka
+        partitions = topic_partitions(admin_client(kafka), self.topic, kafka.brokers, DeliveryError)
+        return [f"{self.topic}:{p}" for p in partitions]
+
+    def part_fn(self, item_key: str) -> int:
+        return crc32(item_key.encode())
+
+    def build_part(self, step_id: str, for_part: str, resume_state: None) -> KafkaSinkPartition:
+        return KafkaSinkPartition(self.producers.for_this_worker(), self.topic)
 
 
-class KafkaSinkPartition(StatelessSinkPartition[tuple[str, tuple[Any, bytes]]]):
+class KafkaSinkPartition(StatefulSinkPartition[tuple[Any, str, bytes], None]):
     def __init__(self, producer: WorkerProducer, topic: str) -> None:
         self.producer = producer
         self.topic = topic
 
-    def write_batch(self, items: list[tuple[str, tuple[Any, bytes]]]) -> None:
+    def write_batch(self, values: list[tuple[Any, str, bytes]]) -> None:
         produce, topic = self.producer.produce, self.topic
-        for key, (_, line) in items:
+        for _, key, line in values:
             produce(topic, key or None, line)
-        self.producer.wait(topic)
+        self.producer.check(topic)
+
+    def snapshot(self) -> None:
+        self.producer.wait(self.topic)
 
     def close(self) -> None:
         self.producer.wait(self.topic)

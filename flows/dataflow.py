@@ -505,15 +505,21 @@ def _apply_automation(
             out.dead_letters.append(((entry[0], 0), parcel.dead_letter(entry, rejection)))
 
 
-def transitions_of(decisions: Decisions) -> list[tuple[str, tuple[tuple[int, int], bytes]]]:
-    return decisions.transitions
+Output = tuple[str, tuple[tuple[int, int], str, bytes]]
+"""(item key or "", (order, item key or "", JSON line)) of one output record. The key
+is in the value too: a partitioned sink (Kafka) is handed the values only."""
 
 
-def dead_letters_of(decisions: Decisions) -> list[tuple[str, tuple[tuple[int, int], bytes]]]:
-    """Dead letters as (item key or "", (order, JSON line))."""
-    return [
-        (letter.item or "", (order, letter.to_json())) for order, letter in decisions.dead_letters
-    ]
+def transitions_of(decisions: Decisions) -> list[Output]:
+    return [(key, (order, key, line)) for key, (order, line) in decisions.transitions]
+
+
+def dead_letters_of(decisions: Decisions) -> list[Output]:
+    out = []
+    for order, letter in decisions.dead_letters:
+        key = letter.item or ""
+        out.append((key, (order, key, letter.to_json())))
+    return out
 
 
 def tally_of(decisions: Decisions) -> tuple[str, Counter[str]]:
@@ -526,8 +532,8 @@ def _is_decisions(x: tuple[str, Parcel] | Decisions) -> TypeGuard[Decisions]:
 
 def build_flow(
     source: Source[RawBatch],
-    transitions: Sink[tuple[str, tuple[tuple[int, int], bytes]]],
-    dead_letters: Sink[tuple[str, tuple[tuple[int, int], bytes]]],
+    transitions: Sink[Output],
+    dead_letters: Sink[Output],
     summary: Sink[tuple[str, Counter[str]]],
     settings: FlowSettings,
 ) -> Dataflow:

@@ -36,7 +36,7 @@ from connectors.kafka import (
 )
 from connectors.summary import Summary, print_summary
 from flows.dataflow import FlowSettings, build_flow
-from flows.runtime import tune_gc
+from flows.runtime import LIVE_GC_YOUNG, tune_gc
 from flows.settings import LiveSettings
 from state.errors import CrmTriggersError
 
@@ -48,7 +48,7 @@ def live_flow(
     snapshots: bool | None = None,
 ) -> Dataflow:
     """The live job; `snapshots` (default: when a recovery directory is set) keeps state."""
-    tune_gc()
+    tune_gc(young=LIVE_GC_YOUNG)
     producers = Producers(settings.kafka)
     topics = settings.topics
     return build_flow(

@@ -65,8 +65,8 @@ def run(batches: list[RawBatch], groups: int = 4) -> tuple[list[Any], list[Any],
     for _, tally in tallies:
         total.update(tally)
     return (
-        [orjson.loads(line) for _, (_, line) in transitions],
-        [orjson.loads(line) for _, (_, line) in letters],
+        [orjson.loads(line) for _, (_, _, line) in transitions],
+        [orjson.loads(line) for _, (_, _, line) in letters],
         total,
     )
 

@@ -130,19 +130,41 @@ def test_sink_keys_records_by_item_like_a_java_producer(
 ) -> None:
     topics = make_topics(partitions=3)
     sink = KafkaSink(Producers(kafka), topics.transitions)
-    part = sink.build("transitions", 0, 1)
-    items = [(f"acme/deal/{n}", ((n, 0), b"%d" % n)) for n in range(30)]
-    part.write_batch([*items, ("", ((99, 0), b"no item"))])
+    parts = sink.list_parts()
+    assert parts == [f"{topics.transitions}:{p}" for p in range(3)]
+    part = sink.build_part("transitions", parts[0], None)
+    items = [(f"acme/deal/{n}", (n, 0), b"%d" % n) for n in range(30)]
+    part.write_batch([(order, key, line) for key, order, line in items])
+    part.write_batch([((99, 0), "", b"no item")])
     part.close()
 
     written = {m.value(): (m.key(), m.partition()) for m in read_all(kafka, topics.transitions)}
     assert written[b"no item"][0] is None
-    for key, (_, line) in items:
+    for key, _, line in items:
         assert written[line] == (key.encode(), (murmur2(key.encode()) & 0x7FFFFFFF) % 3)
 
 
-def test_a_record_that_cannot_be_delivered_stops_the_sink_loudly(kafka: KafkaSettings) -> None:
+def test_a_sink_snapshot_returns_once_every_record_written_is_acknowledged(
+    kafka: KafkaSettings, make_topics: Any
+) -> None:
+    topics = make_topics(partitions=1)
+    part = KafkaSink(Producers(kafka), topics.transitions).build_part("out", "any", None)
+    part.write_batch([((n, 0), f"acme/deal/{n}", b"%d" % n) for n in range(100)])
+    part.snapshot()
+    assert len(part.producer.producer) == 0
+    assert len(read_all(kafka, topics.transitions)) == 100
+
+
+def test_a_record_that_cannot_be_delivered_fails_the_epoch_loudly(kafka: KafkaSettings) -> None:
     broken = KafkaSettings(kafka.brokers, {"message.timeout.ms": "1500"})
-    part = KafkaSink(Producers(broken), "crm-triggers-no-such-topic").build("out", 0, 1)
+    sink = KafkaSink(Producers(broken), "crm-triggers-no-such-topic")
+    part = sink.build_part("out", "crm-triggers-no-such-topic:0", None)
+    part.write_batch([((0, 0), "acme/deal/1", b"{}")])
     with pytest.raises(DeliveryError, match="1 records to topic 'crm-triggers-no-such-topic'"):
-        part.write_batch([("acme/deal/1", ((0, 0), b"{}"))])
+        part.snapshot()
+
+
+def test_a_missing_output_topic_fails_at_start(kafka: KafkaSettings) -> None:
+    sink = KafkaSink(Producers(kafka), "crm-triggers-no-such-topic")
+    with pytest.raises(DeliveryError, match=r"'crm-triggers-no-such-topic'.*topics create"):
+        sink.list_parts()
