@@ -16,6 +16,7 @@ type HashMap<K, V> = StdHashMap<K, V, ahash::RandomState>;
 use std::fmt;
 use std::sync::Arc;
 
+use compact_str::CompactString;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
@@ -801,29 +802,26 @@ struct CachedView {
 const NO_STAGE: u32 = u32::MAX;
 
 /// Fingerprints of an item's last event ids, as a ring: when full, the oldest goes.
+/// The first two live in the item's own slot.
 #[derive(Default)]
 struct Seen {
-    marks: Box<[u64]>,
-    len: u32,
+    marks: SmallVec<[u64; 2]>,
     /// Where the oldest is, once full.
     next: u32,
 }
 
 impl Seen {
     fn contains(&self, mark: u64) -> bool {
-        self.marks[..self.len as usize].contains(&mark)
+        self.marks.contains(&mark)
+    }
+
+    fn len(&self) -> usize {
+        self.marks.len()
     }
 
     fn push(&mut self, mark: u64, window: usize) {
-        let len = self.len as usize;
-        if len < window {
-            if len == self.marks.len() {
-                let mut grown = vec![0; (2 * len).max(2).min(window)].into_boxed_slice();
-                grown[..len].copy_from_slice(&self.marks);
-                self.marks = grown;
-            }
-            self.marks[len] = mark;
-            self.len += 1;
+        if self.marks.len() < window {
+            self.marks.push(mark);
         } else {
             self.marks[self.next as usize] = mark;
             self.next = (self.next + 1) % window as u32;
@@ -832,10 +830,41 @@ impl Seen {
 
     /// Oldest first.
     fn in_order(&self) -> impl Iterator<Item = &u64> {
-        let (len, next) = (self.len as usize, self.next as usize);
-        self.marks[next..len]
-            .iter()
-            .chain(self.marks[..next].iter())
+        let next = self.next as usize;
+        self.marks[next..].iter().chain(self.marks[..next].iter())
+    }
+}
+
+/// An item's watched fields in one allocation: (name id, value as JSON text) pairs,
+/// ordered by name, each written as name (u32), length (u32), text.
+struct Fields(Box<[u8]>);
+
+impl Fields {
+    fn new<'v>(pairs: impl Iterator<Item = (u32, &'v str)>) -> Fields {
+        let mut out = Vec::new();
+        for (name, value) in pairs {
+            out.extend_from_slice(&name.to_le_bytes());
+            out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+            out.extend_from_slice(value.as_bytes());
+        }
+        Fields(out.into_boxed_slice())
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (u32, &str)> {
+        let mut at = 0;
+        let bytes = &self.0;
+        std::iter::from_fn(move || {
+            let head = bytes.get(at..at + 8)?;
+            let name = u32::from_le_bytes(head[..4].try_into().unwrap());
+            let len = u32::from_le_bytes(head[4..].try_into().unwrap()) as usize;
+            let value = std::str::from_utf8(&bytes[at + 8..at + 8 + len]).unwrap_or("null");
+            at += 8 + len;
+            Some((name, value))
+        })
+    }
+
+    fn get(&self, name: u32) -> Option<&str> {
+        self.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
     }
 }
 
@@ -844,7 +873,7 @@ struct ItemState {
     stage: u32,
     seen: Seen,
     echoes: Option<Box<Vec<(u64, u32)>>>,
-    fields: Option<Box<[(u32, Box<str>)]>>,
+    fields: Option<Fields>,
 }
 
 impl ItemState {
@@ -892,7 +921,7 @@ impl Names {
 /// The items of one key group, decided as `state.board.Board` decides them.
 #[pyclass(module = "crm_triggers_native")]
 struct NativeBoard {
-    items: HashMap<Box<str>, ItemState>,
+    items: HashMap<CompactString, ItemState>,
     names: Names,
     watched: HashMap<Box<str>, u32>,
     views: HashMap<Box<str>, Vec<CachedView>>,
@@ -995,14 +1024,14 @@ impl NativeBoard {
             .fields
             .iter()
             .flat_map(|f| f.iter())
-            .map(|(n, v)| (self.names.text(*n).to_owned(), v.to_string()))
+            .map(|(n, v)| (self.names.text(n).to_owned(), v.to_owned()))
             .collect();
         let echoes = state.echoes.as_ref().map(|e| e.len()).unwrap_or(0);
         Some((
             self.names.text(state.category).to_owned(),
             stage,
             fields,
-            state.seen.len as usize,
+            state.seen.len(),
             echoes,
         ))
     }
@@ -1014,13 +1043,17 @@ impl NativeBoard {
         let slots = (self.items.capacity() * 8 / 7).next_power_of_two();
         let mut total = slots * (size_of::<(Box<str>, ItemState)>() + 1);
         for (key, state) in &self.items {
-            total += key.len() + state.seen.marks.len() * size_of::<u64>();
+            if key.is_heap_allocated() {
+                total += key.capacity();
+            }
+            if state.seen.marks.spilled() {
+                total += state.seen.marks.capacity() * size_of::<u64>();
+            }
             if let Some(echoes) = &state.echoes {
                 total += size_of::<Vec<(u64, u32)>>() + echoes.capacity() * size_of::<(u64, u32)>();
             }
             if let Some(fields) = &state.fields {
-                total += fields.len() * size_of::<(u32, Box<str>)>();
-                total += fields.iter().map(|(_, value)| value.len()).sum::<usize>();
+                total += fields.0.len();
             }
         }
         total
@@ -1039,7 +1072,7 @@ impl NativeBoard {
             put_str(&mut out, key);
             put_u32(&mut out, state.category);
             put_u32(&mut out, state.stage);
-            put_u32(&mut out, state.seen.len);
+            put_u32(&mut out, state.seen.len() as u32);
             for mark in state.seen.in_order() {
                 out.extend_from_slice(&mark.to_le_bytes());
             }
@@ -1049,10 +1082,10 @@ impl NativeBoard {
                 out.extend_from_slice(&mark.to_le_bytes());
                 put_u32(&mut out, *stage);
             }
-            let fields = state.fields.as_deref().unwrap_or(&[]);
+            let fields: Vec<(u32, &str)> = state.fields.iter().flat_map(|f| f.iter()).collect();
             put_u32(&mut out, fields.len() as u32);
             for (name, value) in fields {
-                put_u32(&mut out, *name);
+                put_u32(&mut out, name);
                 put_str(&mut out, value);
             }
         }
@@ -1073,7 +1106,7 @@ impl NativeBoard {
         let count = r.u32().ok_or_else(bad)? as usize;
         let mut items = HashMap::with_capacity_and_hasher(count, Default::default());
         for _ in 0..count {
-            let key: Box<str> = r.str().ok_or_else(bad)?.into();
+            let key: CompactString = r.str().ok_or_else(bad)?.into();
             let mut state = ItemState::new(r.u32().ok_or_else(bad)?, r.u32().ok_or_else(bad)?);
             for _ in 0..r.u32().ok_or_else(bad)? {
                 state.remember(r.u64().ok_or_else(bad)?, self.seen_window);
@@ -1090,12 +1123,9 @@ impl NativeBoard {
             if fields > 0 {
                 let mut list = Vec::with_capacity(fields as usize);
                 for _ in 0..fields {
-                    list.push((
-                        r.u32().ok_or_else(bad)?,
-                        Box::<str>::from(r.str().ok_or_else(bad)?),
-                    ));
+                    list.push((r.u32().ok_or_else(bad)?, r.str().ok_or_else(bad)?));
                 }
-                state.fields = Some(list.into_boxed_slice());
+                state.fields = Some(Fields::new(list.into_iter()));
             }
             items.insert(key, state);
         }
@@ -1112,7 +1142,7 @@ impl NativeBoard {
                     .fields
                     .iter()
                     .flat_map(|f| f.iter())
-                    .all(|(name, _)| known(*name))
+                    .all(|(name, _)| known(name))
         });
         if r.at != data.len() || !consistent {
             return Err(bad());
@@ -1182,7 +1212,7 @@ impl NativeBoard {
     #[allow(clippy::too_many_arguments)]
     fn decide_records(
         &mut self,
-        items: &mut HashMap<Box<str>, ItemState>,
+        items: &mut HashMap<CompactString, ItemState>,
         py: Python<'_>,
         raws: &Bound<'_, PyList>,
         group: u32,
@@ -1230,7 +1260,7 @@ impl NativeBoard {
     #[allow(clippy::too_many_arguments)]
     fn decide_event(
         &mut self,
-        items: &mut HashMap<Box<str>, ItemState>,
+        items: &mut HashMap<CompactString, ItemState>,
         py: Python<'_>,
         raw: &Bound<'_, PyAny>,
         index: usize,
@@ -1285,7 +1315,7 @@ impl NativeBoard {
     #[allow(clippy::too_many_arguments)]
     fn decide(
         &mut self,
-        items: &mut HashMap<Box<str>, ItemState>,
+        items: &mut HashMap<CompactString, ItemState>,
         py: Python<'_>,
         raw: &Bound<'_, PyAny>,
         event: &mut Event,
@@ -1411,20 +1441,24 @@ impl NativeBoard {
     }
 
     /// The watched members (the last of a repeated name), by name; None when none is.
-    fn watched_values(&self, values: &Members) -> Option<Box<[(u32, Box<str>)]>> {
-        let mut kept: Vec<(u32, Box<str>)> = Vec::new();
+    fn watched_values(&self, values: &Members) -> Option<Fields> {
+        let mut kept: Vec<(u32, &str)> = Vec::new();
         for (name, value) in values.iter().rev() {
             if let Some(&id) = self.watched.get(name.as_ref()) {
                 if !kept.iter().any(|(k, _)| *k == id) {
-                    kept.push((id, (*value).into()));
+                    kept.push((id, value));
                 }
             }
         }
+        self.fields_of(kept)
+    }
+
+    fn fields_of(&self, mut kept: Vec<(u32, &str)>) -> Option<Fields> {
         if kept.is_empty() {
             return None;
         }
         kept.sort_by(|a, b| self.names.text(a.0).cmp(self.names.text(b.0)));
-        Some(kept.into_boxed_slice())
+        Some(Fields::new(kept.into_iter()))
     }
 
     fn apply_changes(&mut self, state: &mut ItemState, data: &mut Data) {
@@ -1435,23 +1469,24 @@ impl NativeBoard {
         {
             return;
         }
-        let mut merged: HashMap<&str, Box<str>> = HashMap::default();
-        for (name, value) in state.fields.iter().flat_map(|f| f.iter()) {
-            merged.insert(self.names.text(*name), value.clone());
+        let old: Vec<(u32, String)> = state
+            .fields
+            .iter()
+            .flat_map(|f| f.iter())
+            .map(|(name, value)| (name, value.to_owned()))
+            .collect();
+        let mut merged: HashMap<&str, &str> = HashMap::default();
+        for (name, value) in &old {
+            merged.insert(self.names.text(*name), value);
         }
         for (name, value) in changes.iter() {
-            merged.insert(name.as_ref(), (*value).into());
+            merged.insert(name.as_ref(), value);
         }
-        let mut kept: Vec<(u32, Box<str>)> = merged
+        let kept: Vec<(u32, &str)> = merged
             .into_iter()
             .filter_map(|(name, value)| self.watched.get(name).map(|id| (*id, value)))
             .collect();
-        if kept.is_empty() {
-            state.fields = None;
-            return;
-        }
-        kept.sort_by(|a, b| self.names.text(a.0).cmp(self.names.text(b.0)));
-        state.fields = Some(kept.into_boxed_slice());
+        state.fields = self.fields_of(kept);
     }
 
     fn view(
@@ -1661,12 +1696,7 @@ impl NativeBoard {
                 data.get(name)
             } else {
                 let id = self.names.find(name);
-                state
-                    .fields
-                    .iter()
-                    .flat_map(|f| f.iter())
-                    .find(|(n, _)| Some(*n) == id)
-                    .map(|(_, v)| v.as_ref())
+                state.fields.as_ref().zip(id).and_then(|(f, id)| f.get(id))
             };
             raw.and_then(|text| serde_json::from_str(text).ok())
                 .unwrap_or(serde_json::Value::Null)
@@ -1688,7 +1718,7 @@ impl NativeBoard {
                 if i > 0 {
                     out.push(b',');
                 }
-                push_json_str(&mut out, self.names.text(*name));
+                push_json_str(&mut out, self.names.text(name));
                 out.push(b':');
                 out.extend_from_slice(value.as_bytes());
             }
@@ -1785,7 +1815,10 @@ fn route_batch(
             if let Ok(key) = key.downcast::<PyBytes>() {
                 let key = key.as_bytes();
                 if !key.is_empty() && items.find(raw).is_none() {
-                    by_group.entry(crc32fast::hash(key) % groups).or_default().push(index);
+                    by_group
+                        .entry(crc32fast::hash(key) % groups)
+                        .or_default()
+                        .push(index);
                     continue;
                 }
             }
