@@ -44,7 +44,7 @@ from connectors.records import (
 from connectors.tombstones import tombstone_record
 from state import native
 from state.board import DEFAULT_SEEN_WINDOW, Board
-from state.model import Decided, Outcome, Rejection, Transition, item_key
+from state.model import NULL_RECORD, Decided, Outcome, Rejection, Transition, item_key
 from state.native import NativeBoard
 from state.table import TriggerTable
 
@@ -153,7 +153,7 @@ class Decisions:
 def decode(stream: str, raw: bytes | None, max_bytes: int) -> Any:
     """A record's typed value (automation record or event), or a Rejection."""
     if raw is None:
-        return Rejection("invalid_record", "empty record (a null value)")
+        return NULL_RECORD
     if stream != AUTOMATION:
         return decode_event(raw, max_bytes)
     obj = load_json(raw, max_bytes)

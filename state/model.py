@@ -134,6 +134,9 @@ class Rejection:
 
 Outcome = Transition | Decided | Rejection
 
+NULL_RECORD = Rejection("invalid_record", "empty record (a null value)")
+"""What a record without bytes (a Kafka tombstone on the events topic) is."""
+
 
 def item_key(tenant: str, entity: str, item_id: str) -> str:
     """The item's key: also the Kafka key of its events and transitions."""

@@ -26,7 +26,7 @@ import orjson
 
 from state.board import DEFAULT_SEEN_WINDOW, ECHO_WINDOW, Board
 from state.codes import params_match
-from state.model import AutomationRecord, Event, Rejection, Trigger
+from state.model import NULL_RECORD, AutomationRecord, Event, Rejection, Trigger
 from state.table import PipelineView, TriggerTable
 
 try:
@@ -156,8 +156,10 @@ class NativeBoard:
 
     # Asked by the compiled board ----------------------------------------------------
 
-    def slow(self, raw: bytes) -> tuple[bytes, int] | tuple[str, str]:
+    def slow(self, raw: bytes | None) -> tuple[bytes, int] | tuple[str, str]:
         """A record the compiled decoder did not take: canonical JSON and time, or why not."""
+        if raw is None:
+            return (NULL_RECORD.code, NULL_RECORD.message)
         event = self.decode(raw, self.max_record_bytes)
         if type(event) is Rejection:
             return (event.code, event.message)

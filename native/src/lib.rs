@@ -7,6 +7,9 @@
 //! views and the trigger conditions are asked of Python through `hooks` (see
 //! `state/native.py`), so every message and every rule has a single source.
 
+// pyo3's generated wrappers convert each method's error into itself.
+#![allow(clippy::useless_conversion)]
+
 use std::borrow::Cow;
 use std::collections::HashMap as StdHashMap;
 
@@ -872,7 +875,7 @@ struct ItemState {
     category: u32,
     stage: u32,
     seen: Seen,
-    echoes: Option<Box<Vec<(u64, u32)>>>,
+    echoes: Option<Box<[(u64, u32)]>>,
     fields: Option<Fields>,
 }
 
@@ -1014,6 +1017,7 @@ impl NativeBoard {
 
     /// The state of one item, for tests and tools: (category, stage or None, fields
     /// as (name, JSON) pairs, seen ids, echoes).
+    #[allow(clippy::type_complexity)]
     fn item(
         &self,
         key: &str,
@@ -1050,7 +1054,7 @@ impl NativeBoard {
                 total += state.seen.marks.capacity() * size_of::<u64>();
             }
             if let Some(echoes) = &state.echoes {
-                total += size_of::<Vec<(u64, u32)>>() + echoes.capacity() * size_of::<(u64, u32)>();
+                total += echoes.len() * size_of::<(u64, u32)>();
             }
             if let Some(fields) = &state.fields {
                 total += fields.0.len();
@@ -1076,7 +1080,7 @@ impl NativeBoard {
             for mark in state.seen.in_order() {
                 out.extend_from_slice(&mark.to_le_bytes());
             }
-            let echoes = state.echoes.as_deref().map(|e| e.as_slice()).unwrap_or(&[]);
+            let echoes = state.echoes.as_deref().unwrap_or(&[]);
             put_u32(&mut out, echoes.len() as u32);
             for (mark, stage) in echoes {
                 out.extend_from_slice(&mark.to_le_bytes());
@@ -1117,7 +1121,7 @@ impl NativeBoard {
                 for _ in 0..echoes {
                     list.push((r.u64().ok_or_else(bad)?, r.u32().ok_or_else(bad)?));
                 }
-                state.echoes = Some(Box::new(list));
+                state.echoes = Some(list.into_boxed_slice());
             }
             let fields = r.u32().ok_or_else(bad)?;
             if fields > 0 {
@@ -1221,9 +1225,13 @@ impl NativeBoard {
         batch: &mut Batch,
     ) -> PyResult<()> {
         for (index, raw_obj) in raws.iter().enumerate() {
-            let raw = raw_obj.downcast::<PyBytes>()?.as_bytes();
+            // A record without bytes (a Kafka tombstone) is Python's to reject.
+            let raw = raw_obj
+                .downcast::<PyBytes>()
+                .map(|b| b.as_bytes())
+                .unwrap_or(b"");
             let canonical: Bound<PyBytes>;
-            let fast = if raw.len() <= max_bytes {
+            let fast = if raw.len() <= max_bytes && raw_obj.is_instance_of::<PyBytes>() {
                 decode_event(raw, None)
             } else {
                 None
@@ -1775,14 +1783,17 @@ impl NativeBoard {
         push_json_str(&mut out, &event.occurred_at);
         out.extend_from_slice(b"}}");
         state.stage = candidate.stage;
-        let echoes = state
+        let mut echoes = state
             .echoes
-            .get_or_insert_with(|| Box::new(Vec::with_capacity(1)));
+            .take()
+            .map(|e| e.into_vec())
+            .unwrap_or_default();
         if echoes.len() >= self.echo_window {
             let drop = echoes.len() + 1 - self.echo_window;
             echoes.drain(..drop);
         }
         echoes.push((fingerprint(&tid), candidate.stage));
+        state.echoes = Some(echoes.into_boxed_slice());
         Outcome::Move(out)
     }
 }

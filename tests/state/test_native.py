@@ -856,6 +856,15 @@ FOLLOW_UP = [
 ]
 
 
+def test_a_record_without_bytes_is_the_same_dead_letter_on_both_engines() -> None:
+    engines = _prelude()
+    engines.events([None, *FOLLOW_UP])  # type: ignore[list-item]  # a Kafka tombstone
+    python = decide_parcels(
+        engines.python[0], [Parcel(0, EVENTS, SOURCE, None, [90], [91], [None])], engines.settings
+    )
+    assert [letter.code for _, letter in python.dead_letters] == ["invalid_record"]
+
+
 @pytest.mark.parametrize(
     "raw",
     [pytest.param(raw, id=name) for name, raw in EDGE_LINES.items()],
