@@ -7,6 +7,12 @@ cd "$(dirname "$0")/.."
 
 echo "== ruff"; ruff check .
 echo "== mypy"; mypy
+echo "== cargo fmt"
+if (cd native && cargo fmt --version >/dev/null 2>&1); then
+    (cd native && cargo fmt --check)
+else
+    echo "rustfmt is not installed: the Rust formatting check is skipped"
+fi
 
 started_broker=0
 if [[ -z "${CRM_TRIGGERS_BROKERS:-}" ]]; then

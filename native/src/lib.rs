@@ -793,6 +793,9 @@ struct View {
     any: bool,
 }
 
+/// A view as Python hands it over: stage ids in order, then candidate tuples.
+type ViewSpec<'py> = (Vec<String>, Vec<Bound<'py, PyTuple>>);
+
 struct CachedView {
     category: u32,
     start: i64,
@@ -1522,8 +1525,7 @@ impl NativeBoard {
             .hooks
             .bind(py)
             .call_method1("view", (tenant, entity, &category_text, at))?;
-        let (start, end, spec): (i64, i64, Option<(Vec<String>, Vec<Bound<PyTuple>>)>) =
-            answer.extract()?;
+        let (start, end, spec): (i64, i64, Option<ViewSpec>) = answer.extract()?;
         let view = match spec {
             None => None,
             Some((stages, candidates)) => Some(Arc::new(self.build_view(stages, candidates)?)),
@@ -1798,6 +1800,9 @@ impl NativeBoard {
     }
 }
 
+/// Record indexes by key group.
+type GroupIndexes = StdHashMap<u32, Vec<usize>>;
+
 /// The key groups of a batch of event records, as `flows.dataflow.route` assigns them.
 ///
 /// A record with a Kafka key that names a single item goes to its key's group
@@ -1810,7 +1815,7 @@ fn route_batch(
     keys: Option<&Bound<'_, PyList>>,
     raws: &Bound<'_, PyList>,
     groups: u32,
-) -> PyResult<(StdHashMap<u32, Vec<usize>>, Vec<usize>)> {
+) -> PyResult<(GroupIndexes, Vec<usize>)> {
     let mut by_group: StdHashMap<u32, Vec<usize>> = StdHashMap::new();
     let mut unplaced = Vec::new();
     let items = memchr::memmem::Finder::new(b"\"items\"");
