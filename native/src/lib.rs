@@ -1211,6 +1211,16 @@ fn clause(field: &str, op: &str, value: &str) -> PyResult<Clause> {
     })
 }
 
+/// `tenant/entity/id`, the item's key (`state.model.item_key`), written into `out`.
+fn write_key(out: &mut String, tenant: &str, item: &Ref) {
+    out.clear();
+    out.push_str(tenant);
+    out.push('/');
+    out.push_str(&item.entity);
+    out.push('/');
+    out.push_str(&item.id);
+}
+
 fn group_of(key: &str, groups: u32) -> u32 {
     crc32fast::hash(key.as_bytes()) % groups
 }
@@ -1284,12 +1294,7 @@ impl NativeBoard {
         let mut key = std::mem::take(&mut batch.key);
         for item_index in 0..count {
             let r = &event.refs[item_index];
-            key.clear();
-            key.push_str(&event.tenant);
-            key.push('/');
-            key.push_str(&r.entity);
-            key.push('/');
-            key.push_str(&r.id);
+            write_key(&mut key, &event.tenant, r);
             if groups > 1 && group_of(&key, groups) != group {
                 if count == 1 {
                     let note = (index, 0usize, &key, NOTE_MISROUTED, py.None());
@@ -1845,12 +1850,7 @@ fn route_batch(
         };
         let mut placed: SmallVec<[u32; 4]> = SmallVec::new();
         for r in &event.refs {
-            key_text.clear();
-            key_text.push_str(&event.tenant);
-            key_text.push('/');
-            key_text.push_str(&r.entity);
-            key_text.push('/');
-            key_text.push_str(&r.id);
+            write_key(&mut key_text, &event.tenant, r);
             let group = group_of(&key_text, groups);
             if !placed.contains(&group) {
                 placed.push(group);

@@ -25,7 +25,7 @@ from connectors.records import decode_event
 from flows.dataflow import Decisions, FlowSettings, Parcel, decide_parcels
 from state import native
 from state.board import Board
-from state.codes import PARAMS, codes_for
+from state.codes import EVENT_TYPES, LIFECYCLE, PARAMS, codes_for
 from state.conditions import OPERATORS
 from state.model import transition_id
 from state.native import NativeBoard
@@ -60,32 +60,8 @@ EVENT_KEYS = [
     "answer_time_sec",
     "amount",
 ]
-LIFECYCLE_TYPES = ["item.created", "item.updated", "item.stage_changed", "item.deleted"]
-ALL_TYPES = [
-    "item.created",
-    "item.updated",
-    "item.stage_changed",
-    "item.deleted",
-    "form.submitted",
-    "document.created",
-    "document.opened",
-    "visit.registered",
-    "resource.booked",
-    "email.received",
-    "email.sent",
-    "email.read",
-    "email.link_clicked",
-    "call.incoming",
-    "call.outgoing",
-    "call.missed",
-    "chat.started",
-    "chat.message",
-    "chat.answered",
-    "task.status_changed",
-    "webhook",
-    "app.trigger",
-    "order.paid",
-]
+LIFECYCLE_TYPES = sorted(LIFECYCLE)
+ALL_TYPES = sorted(EVENT_TYPES)
 EVENT_TIMES = [
     "2026-11-01T00:00:00Z",
     "2026-11-08T09:30:00+05:30",
