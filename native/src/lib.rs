@@ -374,15 +374,6 @@ struct Event<'a> {
     fields: Option<&'a str>,
 }
 
-/// An id in `data`: a non-empty string or an integer; None also for a wrong type.
-fn raw_id(text: &str) -> Option<Cow<'_, str>> {
-    if text.starts_with('"') {
-        let value: Cow<str> = serde_json::from_str(text).ok()?;
-        return Some(value);
-    }
-    integer_text(text)
-}
-
 /// A JSON integer as Python writes it back: its own text (JSON allows no leading zeros),
 /// but for minus zero; None when the number is not an integer.
 fn integer_text(text: &str) -> Option<Cow<'_, str>> {
@@ -465,10 +456,10 @@ fn decode_event(raw: &[u8], at: Option<i64>) -> Option<Event<'_>> {
             }
             event.data.changes_raw = Some(changes);
         } else {
-            event.stage = Some(nonempty(raw_id(member(&life, "stage")?)?)?);
+            event.stage = Some(nonempty(id_text(member(&life, "stage")?)?)?);
             let category = member(&life, "category");
             if !is_null(category) {
-                event.category = Some(nonempty(raw_id(category?)?)?);
+                event.category = Some(nonempty(id_text(category?)?)?);
             }
             if etype == ITEM_CREATED {
                 let fields = member(&life, "fields");
@@ -481,7 +472,7 @@ fn decode_event(raw: &[u8], at: Option<i64>) -> Option<Event<'_>> {
             } else {
                 let echoed = member(&life, "transition_id");
                 if !is_null(echoed) {
-                    event.transition_id = Some(nonempty(raw_id(echoed?)?)?);
+                    event.transition_id = Some(nonempty(id_text(echoed?)?)?);
                 }
             }
         }
@@ -781,8 +772,7 @@ struct Candidate {
     code: &'static str,
     stage: u32,
     stage_text: String,
-    /// None: params that only Python evaluates.
-    params: Option<Vec<Param>>,
+    params: Vec<Param>,
     condition: Option<Condition>,
     trigger: PyObject,
 }
@@ -1574,8 +1564,7 @@ impl NativeBoard {
                 c.get_item(3)?.extract()?,
                 c.get_item(4)?.extract()?,
             );
-            let params_spec: Option<Vec<(String, String, Bound<PyAny>)>> =
-                c.get_item(5)?.extract()?;
+            let params_spec: Vec<(String, String, Bound<PyAny>)> = c.get_item(5)?.extract()?;
             let condition_spec: Option<Vec<Vec<(String, String, String)>>> =
                 c.get_item(6)?.extract()?;
             let trigger: PyObject = c.get_item(7)?.unbind();
@@ -1595,27 +1584,19 @@ impl NativeBoard {
             };
             let index = code_index(&code)
                 .ok_or_else(|| PyValueError::new_err(format!("unknown trigger code {code}")))?;
-            let params = match params_spec {
-                None => None,
-                Some(spec) => {
-                    let mut params = Vec::with_capacity(spec.len());
-                    for (name, how, expected) in spec {
-                        params.push(match how.as_str() {
-                            "eq" => Param::Eq(name, expected.extract()?),
-                            "prefix" => Param::Prefix(name, expected.extract()?),
-                            "substring" => Param::Substring(name, expected.extract()?),
-                            "fields" => Param::Fields(expected.extract()?),
-                            "any_field" => Param::AnyField,
-                            other => {
-                                return Err(PyValueError::new_err(format!(
-                                    "unknown param rule {other}"
-                                )))
-                            }
-                        });
+            let mut params = Vec::with_capacity(params_spec.len());
+            for (name, how, expected) in params_spec {
+                params.push(match how.as_str() {
+                    "eq" => Param::Eq(name, expected.extract()?),
+                    "prefix" => Param::Prefix(name, expected.extract()?),
+                    "substring" => Param::Substring(name, expected.extract()?),
+                    "fields" => Param::Fields(expected.extract()?),
+                    "any_field" => Param::AnyField,
+                    other => {
+                        return Err(PyValueError::new_err(format!("unknown param rule {other}")))
                     }
-                    Some(params)
-                }
-            };
+                });
+            }
             let stage = self.names.intern(&stage_text);
             by_code[index].push(Candidate {
                 position,
@@ -1674,17 +1655,15 @@ impl NativeBoard {
                     {
                         continue;
                     }
-                    let native = match &candidate.params {
-                        Some(params) => match params_match(params, &mut event.data) {
-                            Some(true) => match &candidate.condition {
-                                None => Some(true),
-                                Some(condition) => {
-                                    self.condition_holds(condition, state, &mut event.data)
-                                }
-                            },
-                            other => other,
+                    // None: Python's own rules are needed to tell.
+                    let native = match params_match(&candidate.params, &mut event.data) {
+                        Some(true) => match &candidate.condition {
+                            None => Some(true),
+                            Some(condition) => {
+                                self.condition_holds(condition, state, &mut event.data)
+                            }
                         },
-                        None => None,
+                        other => other,
                     };
                     let holds = match native {
                         Some(holds) => holds,

@@ -168,46 +168,38 @@ impl<'a> Scanner<'a> {
 
     /// `{ "key": value, ... }`, each value read by `each`; keys with escapes: None.
     fn object(&mut self, mut each: impl FnMut(&mut Self, &'a str) -> Option<()>) -> Option<()> {
-        self.eat(b'{')?;
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return None;
-        }
-        if self.peek()? == b'}' {
-            self.at += 1;
-        } else {
-            loop {
-                let key = self.plain_str()?;
-                self.eat(b':')?;
-                each(self, key)?;
-                match self.peek()? {
-                    b',' => self.at += 1,
-                    b'}' => {
-                        self.at += 1;
-                        break;
-                    }
-                    _ => return None,
-                }
-            }
-        }
-        self.depth -= 1;
-        Some(())
+        self.delimited(b'{', b'}', |s| {
+            let key = s.plain_str()?;
+            s.eat(b':')?;
+            each(s, key)
+        })
     }
 
-    fn array(&mut self, mut each: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
-        self.eat(b'[')?;
+    fn array(&mut self, each: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        self.delimited(b'[', b']', each)
+    }
+
+    /// `open` members separated by commas `close`, each read by `each`, at most
+    /// `MAX_DEPTH` deep.
+    fn delimited(
+        &mut self,
+        open: u8,
+        close: u8,
+        mut each: impl FnMut(&mut Self) -> Option<()>,
+    ) -> Option<()> {
+        self.eat(open)?;
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return None;
         }
-        if self.peek()? == b']' {
+        if self.peek()? == close {
             self.at += 1;
         } else {
             loop {
                 each(self)?;
                 match self.peek()? {
                     b',' => self.at += 1,
-                    b']' => {
+                    b if b == close => {
                         self.at += 1;
                         break;
                     }
