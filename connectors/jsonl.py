@@ -56,7 +56,10 @@ def _open(path: str) -> IO[bytes]:
 
 
 def read_lines(paths: list[str], skip: int = 0) -> Iterator[tuple[str, int, bytes]]:
-    """(file, line number, line) of every non-blank line, after the first `skip` of them."""
+    """(file, line number, line) of every non-blank line, after the first `skip` of them.
+
+    The same lines as `read_line_blocks`, one at a time (for merging several inputs).
+    """
     for path in paths:
         stream = _open(path)
         try:
@@ -81,16 +84,18 @@ def read_line_blocks(
 ) -> Iterator[tuple[str, Sequence[int], list[bytes]]]:
     """`read_lines` by blocks: (file, line numbers, lines) of about `block_bytes` each.
 
-    The same lines as `read_lines`, split by C code a block at a time instead of
-    one by one: the replay of a single event log reads this way.
+    The same lines, split by C code a block at a time instead of one by one (the
+    replay of a single event log reads them so). Standard input is read as its
+    data arrives, so that a pipe's lines are not held back for a full block.
     """
     for path in paths:
         stream = _open(path)
+        read = stream.read1 if path == STDIO else stream.read  # type: ignore[attr-defined]
         number = 0
         tail = b""
         try:
             while True:
-                chunk = stream.read(block_bytes)
+                chunk = read(block_bytes)
                 if chunk:
                     data = tail + chunk
                     returns = b"\r" in data

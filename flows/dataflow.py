@@ -187,7 +187,7 @@ def route(batches: list[RawBatch], settings: FlowSettings) -> list[tuple[str, Pa
         source, partition = batch.source, batch.partition
         if stream == AUTOMATION or groups == 1:
             seqs = range(first_seq, first_seq + count)
-            values = list(batch.values)
+            values = _values(batch)
             out.extend(
                 (str(g), Parcel(g, stream, source, partition, seqs, batch.positions, values))
                 for g in range(groups)
@@ -236,7 +236,7 @@ def _route_native(
     The records it cannot place are decoded here as `route` does; each group's
     parcel keeps its records in input order.
     """
-    values = batch.values if type(batch.values) is list else list(batch.values)
+    values = _values(batch)
     by_group, unplaced = native.route_batch(batch.keys, values, settings.key_groups)
     for index in unplaced:
         record = _decode_for_route(batch, index, settings, rejected)
@@ -259,6 +259,12 @@ def _route_native(
         )
         for g, picked in by_group.items()
     ]
+
+
+def _values(batch: RawBatch) -> list[bytes | None]:
+    """The batch's records as the list a parcel keeps (sources mostly hand one over)."""
+    values = batch.values
+    return values if type(values) is list else list(values)
 
 
 def _decode_for_route(
@@ -443,9 +449,7 @@ def decide_parcels_native(
             _apply_automation(board, parcel, out, settings)
             continue
         batch_counts, batch_extra, notes = board.decide_batch(
-            parcel.raws,  # type: ignore[arg-type]  # events are never tombstones
-            parcel.group,
-            settings.key_groups,
+            parcel.raws, parcel.group, settings.key_groups
         )
         counts = [a + b for a, b in zip(counts, batch_counts, strict=True)]
         extra += batch_extra

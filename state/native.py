@@ -140,9 +140,11 @@ class NativeBoard:
         return rejection
 
     def decide_batch(
-        self, raws: Sequence[bytes], group: int = 0, groups: int = 1
+        self, raws: list[bytes | None], group: int = 0, groups: int = 1
     ) -> tuple[tuple[int, ...], int, list[tuple[int, int, str | None, int, Any]]]:
         """Decide event records in order: (counts by `REASONS`, extra items, notes).
+
+        A record without bytes (a Kafka tombstone) is rejected whole, as `NULL_RECORD`.
 
         A note is (record index, item index, item key, kind, payload) of a transition
         (payload: its JSON), a record rejected whole (payload: (code, message)), an
@@ -178,9 +180,8 @@ class NativeBoard:
         }
         try:
             text = orjson.dumps(canonical)
-        except (
-            TypeError
-        ):  # an integer beyond 64 bits, which msgspec decodes and orjson cannot write
+        except TypeError:
+            # An integer beyond 64 bits, which msgspec decodes and orjson cannot write.
             text = json.dumps(canonical, ensure_ascii=False).encode()
         return text, micros(event.at)
 
