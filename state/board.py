@@ -7,7 +7,7 @@ spec's decision procedure step by step.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from struct import Struct
 from sys import intern
 from typing import Any
@@ -16,7 +16,18 @@ from zlib import crc32
 import msgspec
 
 from state.codes import LIFECYCLE, codes_for, params_match
+from state.engine import (
+    Decoder,
+    Encoder,
+    Letter,
+    Moved,
+    Outputs,
+    Routes,
+    key_group,
+    route_by_keys,
+)
 from state.model import (
+    NULL_RECORD,
     AutomationRecord,
     Decided,
     Event,
@@ -25,6 +36,7 @@ from state.model import (
     Rejection,
     Transition,
     item_key,
+    misrouted,
     transition_id,
 )
 from state.table import Candidate, TriggerTable
@@ -45,6 +57,21 @@ NO_MATCH = Decided("no_match")
 DUPLICATE = Decided("duplicate")
 ITEM_DELETED = Decided("item_deleted")
 NO_PIPELINE = Decided("no_pipeline")
+REASONS = tuple(
+    d.reason
+    for d in (
+        CREATED,
+        UPDATED,
+        STAGE_CHANGED,
+        CONFIRMED,
+        DELETED,
+        NO_MATCH,
+        DUPLICATE,
+        ITEM_DELETED,
+        NO_PIPELINE,
+    )
+)
+"""Every reason of `Decided`, in the order the compiled board counts them."""
 
 _pack = Struct("<II").pack
 _LIFECYCLE_ONLY = LIFECYCLE - {"item.updated"}
@@ -120,12 +147,26 @@ def _shared(value: Any) -> Any:
 
 
 class Board:
-    """The items of one key group and the trigger table they are decided against."""
+    """The items of one key group and the trigger table they are decided against.
 
-    def __init__(self, table: TriggerTable, seen_window: int = DEFAULT_SEEN_WINDOW) -> None:
+    As an `Engine` (`decide_parcel`) it decodes records with `decode` and writes
+    transitions with `encode`, both handed in by the dataflow (`connectors.records`).
+    """
+
+    def __init__(
+        self,
+        table: TriggerTable,
+        seen_window: int = DEFAULT_SEEN_WINDOW,
+        decode: Decoder | None = None,
+        encode: Encoder | None = None,
+        max_record_bytes: int = 1 << 20,
+    ) -> None:
         self.table = table
         self.items: dict[str, ItemState] = {}
         self.seen_window = seen_window
+        self.decode = decode
+        self.encode = encode
+        self.max_record_bytes = max_record_bytes
 
     def __len__(self) -> int:
         return len(self.items)
@@ -133,6 +174,68 @@ class Board:
     def apply(self, record: AutomationRecord) -> Rejection | None:
         """Apply an automation record to the table (`TriggerTable.apply`)."""
         return self.table.apply(record)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The board's state (`state.engine.Engine`); its pickled form."""
+        return dict(self.__dict__)
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.__init__(state["table"], state["seen_window"])  # type: ignore[misc]
+        self.__dict__.update(state)
+
+    __getstate__ = snapshot
+    __setstate__ = restore
+
+    def route(
+        self, keys: Sequence[bytes | None] | None, raws: list[bytes | None], groups: int
+    ) -> Routes:
+        """Keyed single-item records by their key; the caller decodes the others."""
+        return route_by_keys(keys, raws, groups)
+
+    def decide_parcel(
+        self, raws: list[bytes | None], records: Sequence[Any] | None, group: int, groups: int
+    ) -> Outputs:
+        """Decide event records of key group `group` in order (`state.engine.Engine`)."""
+        decode, encode = self.decode, self.encode
+        if decode is None or encode is None:
+            raise TypeError("Board.decide_parcel needs the decode and encode functions")
+        out = Outputs()
+        reasons: list[str] = []  # counted once at the end: cheaper than a Counter per event
+        add_reason = reasons.append
+        decide = self.decide
+        max_bytes = self.max_record_bytes
+        extra = 0
+        event: Any
+        for index, raw in enumerate(raws):
+            event = None if records is None else records[index]
+            decoded_here = event is None
+            if decoded_here:
+                event = NULL_RECORD if raw is None else decode(raw, max_bytes)
+                if type(event) is Rejection:
+                    out.dead_letters.append(Letter(index, 0, None, event))
+                    continue
+            items = event.items
+            count = len(items)
+            for item, ref in enumerate(items):
+                key = item_key(event.tenant, ref.entity, ref.id)
+                if groups > 1 and key_group(key, groups) != group:
+                    if count == 1 and decoded_here:
+                        out.dead_letters.append(Letter(index, 0, key, misrouted(key)))
+                    continue
+                if item == 0 and count > 1:  # the group of the first item counts the others
+                    extra += count - 1
+                outcome = decide(event, ref, key)
+                kind = type(outcome)
+                if kind is Decided:
+                    add_reason(outcome.reason)  # type: ignore[union-attr]
+                elif kind is Transition:
+                    out.transitions.append(Moved(index, item, key, encode(outcome)))  # type: ignore[arg-type]
+                else:
+                    out.dead_letters.append(Letter(index, item, key, outcome))  # type: ignore[arg-type]
+        out.tally.update(reasons)
+        if extra:
+            out.tally["extra_items"] += extra
+        return out
 
     def decide(self, event: Event, ref: ItemRef, key: str | None = None) -> Outcome:
         """Apply one event to one item it names (`key`: its item key); at most one move."""

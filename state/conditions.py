@@ -15,23 +15,6 @@ from typing import Any
 
 import orjson
 
-OPERATORS = frozenset(
-    {
-        "=",
-        "!=",
-        ">",
-        ">=",
-        "<",
-        "<=",
-        "in",
-        "!in",
-        "contain",
-        "!contain",
-        "empty",
-        "!empty",
-        "between",
-    }
-)
 EVENT_PREFIX = "event."
 
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
@@ -131,6 +114,8 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "!empty": lambda f, v: not is_empty(f),
     "between": _op_between,
 }
+OPERATORS = frozenset(_OPS)
+"""A new operator: a line in `_OPS` (and its value's shape in `_parse_clause`, if any)."""
 
 
 @dataclass(frozen=True, slots=True)
