@@ -103,22 +103,6 @@ class Parcel:
         self.raws = raws
         self.records = records
 
-    @classmethod
-    def of_entries(
-        cls, group: int, stream: str, source: str, partition: int | None, entries: list[Entry]
-    ) -> Parcel:
-        records = [e[3] for e in entries]
-        return cls(
-            group,
-            stream,
-            source,
-            partition,
-            [e[0] for e in entries],
-            [e[1] for e in entries],
-            [e[2] for e in entries],
-            records if any(r is not None for r in records) else None,
-        )
-
     @property
     def entries(self) -> list[Entry]:
         return [self.entry(i) for i in range(len(self.raws))]

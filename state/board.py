@@ -215,27 +215,44 @@ class Board:
                     out.dead_letters.append(Letter(index, 0, None, event))
                     continue
             items = event.items
-            count = len(items)
+            if len(items) == 1:  # the common case, without the loop
+                ref = items[0]
+                key = item_key(event.tenant, ref.entity, ref.id)
+                # Routed by its Kafka key, undecoded: the key may name another item.
+                if decoded_here and groups > 1 and key_group(key, groups) != group:
+                    out.dead_letters.append(Letter(index, 0, key, misrouted(key)))
+                    continue
+                outcome = decide(event, ref, key)
+                if type(outcome) is Decided:
+                    add_reason(outcome.reason)
+                else:
+                    self._note(out, encode, index, 0, key, outcome)
+                continue
             for item, ref in enumerate(items):
                 key = item_key(event.tenant, ref.entity, ref.id)
                 if groups > 1 and key_group(key, groups) != group:
-                    if count == 1 and decoded_here:
-                        out.dead_letters.append(Letter(index, 0, key, misrouted(key)))
                     continue
-                if item == 0 and count > 1:  # the group of the first item counts the others
-                    extra += count - 1
+                if item == 0:  # the group of the first item counts the others once
+                    extra += len(items) - 1
                 outcome = decide(event, ref, key)
-                kind = type(outcome)
-                if kind is Decided:
-                    add_reason(outcome.reason)  # type: ignore[union-attr]
-                elif kind is Transition:
-                    out.transitions.append(Moved(index, item, key, encode(outcome)))  # type: ignore[arg-type]
+                if type(outcome) is Decided:
+                    add_reason(outcome.reason)
                 else:
-                    out.dead_letters.append(Letter(index, item, key, outcome))  # type: ignore[arg-type]
+                    self._note(out, encode, index, item, key, outcome)
         out.tally.update(reasons)
         if extra:
             out.tally["extra_items"] += extra
         return out
+
+    @staticmethod
+    def _note(
+        out: Outputs, encode: Encoder, index: int, item: int, key: str, outcome: Outcome
+    ) -> None:
+        """A transition or a dead letter of one (event, item)."""
+        if type(outcome) is Transition:
+            out.transitions.append(Moved(index, item, key, encode(outcome)))
+        else:
+            out.dead_letters.append(Letter(index, item, key, outcome))  # type: ignore[arg-type]
 
     def decide(self, event: Event, ref: ItemRef, key: str | None = None) -> Outcome:
         """Apply one event to one item it names (`key`: its item key); at most one move."""

@@ -201,7 +201,7 @@ pub(crate) fn decode_event(raw: &[u8], at: Option<i64>) -> Option<Event<'_>> {
     }
     let tenant = match wire.tenant {
         None => Cow::Borrowed("default"),
-        Some(t) if t.is_empty() || t.contains('/') => return None,
+        Some(t) if !is_name(&t) => return None,
         Some(t) => t,
     };
     let occurred_at = wire.occurred_at?;
@@ -288,9 +288,14 @@ pub(crate) fn nonempty(text: Cow<'_, str>) -> Option<Cow<'_, str>> {
     }
 }
 
+/// A tenant or entity: not empty, no `/` (it is a part of the item key `tenant/entity/id`).
+pub(crate) fn is_name(text: &str) -> bool {
+    !text.is_empty() && !text.contains('/')
+}
+
 pub(crate) fn checked_ref(wire: scan::WireRef<'_>) -> Option<Ref<'_>> {
     let entity = wire.entity?;
-    if entity.is_empty() || entity.contains('/') {
+    if !is_name(&entity) {
         return None;
     }
     let id = nonempty(wire.id?)?;
