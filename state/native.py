@@ -9,7 +9,10 @@ does not own it asks of this module, so that each rule keeps a single source:
 - the trigger table stays the Python `TriggerTable`: the native board asks for a
   pipeline's view with the interval of time in which it holds, and keeps it until
   the table changes;
-- params it cannot read natively and trigger conditions are evaluated here.
+- params it cannot read natively and trigger conditions are evaluated here;
+- the table of event types and codes is `state.codes`': it is handed to the module
+  at import, which must also know the same operators, param rules, reasons and note
+  kinds, or the compiled engine is unavailable (`problem()` says why).
 
 `Board` in `state.board` stays the reference: the tests hold both to the same
 outputs, record by record.
