@@ -365,6 +365,15 @@ def _show(value: Any) -> str:
     return orjson.dumps(value, default=_jsonable).decode()
 
 
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _given(value: Any) -> str:
+    """A field of a rejected record as it came: missing ones as "?"."""
+    return "?" if value is None else value if type(value) is str else _show(value)
+
+
 def _why(verdict: Verdict, fired_by: str | None) -> str:
     kind, detail = verdict.verdict, verdict.detail
     if kind == FIRED:
@@ -475,11 +484,15 @@ def render_text(timeline: Timeline) -> str:
         if timeline.what_if
         else "each event decided against the automation in force at its time"
     )
-    out = [
-        f"item {item.key}",
-        f"automation: {timeline.automation_applied} records applied, "
-        f"{timeline.automation_rejected} rejected; {mode}",
-    ]
+    out = [f"item {item.key}"]
+    out.extend(
+        _wrapped(
+            "automation: ",
+            f"{timeline.automation_applied} records applied, "
+            f"{timeline.automation_rejected} rejected; {mode}",
+            WIDTH,
+        )
+    )
     if not timeline.entries:
         out.append(f"no event of the input names item {item.key}")
         return "\n".join(out) + "\n"
@@ -489,19 +502,25 @@ def render_text(timeline: Timeline) -> str:
         now = "deleted"
     else:
         now = f"on {timeline.final[1]} ({item.entity}/{timeline.final[0]})"
-    out.append(f"{len(timeline.entries)} events, {timeline.moves} moves; now {now}")
+    count = len(timeline.entries)
+    out.append(f"{_plural(count, 'event')}, {_plural(timeline.moves, 'move')}; now {now}")
     legend = "marks: => fired, x did not apply, - not tried, . not a candidate at that time"
     out.append(legend)
     for number, (origin, entry) in enumerate(timeline.entries, 1):
         out.append("")
         if isinstance(entry, RejectedRecord):
-            head = f"#{number}  {entry.occurred_at}  {entry.event_type}  {entry.event_id}"
+            shown = (_given(entry.occurred_at), _given(entry.event_type), _given(entry.event_id))
+            head = f"#{number}  " + "  ".join(shown)
             body = [f"DEAD LETTER {entry.rejection.code}: {entry.rejection.message}"]
         else:
             event = entry.event
             head = f"#{number}  {event.occurred_at}  {event.type}  {event.id}"
             body = _step_lines(entry)
-        out.extend(_wrapped(head + "  ", f"at {origin.file}:{origin.line}", WIDTH))
+        where = f"({origin.file}:{origin.line})"
+        if len(head) + 2 + len(where) <= WIDTH:
+            out.append(f"{head}  {where}")
+        else:
+            out.extend([head, f"    {where}"])
         for line in body:
             if line.startswith("  "):
                 out.append("    " + line)

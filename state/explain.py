@@ -28,6 +28,8 @@ NOT_IN_FORCE = "not_in_force"  # its first version starts after the event
 DELETED = "deleted"  # deleted before the event
 OTHER_VERSION = "other_version"  # in force then, on another pipeline or code
 STAGE_NOT_IN_PIPELINE = "stage_not_in_pipeline"
+NOT_CANDIDATES = (NOT_IN_FORCE, DELETED, OTHER_VERSION, STAGE_NOT_IN_PIPELINE)
+"""Verdicts of triggers of the pipeline and code that were not candidates at the time."""
 VERDICTS = (
     FIRED,
     SAME_STAGE,
