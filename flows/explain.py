@@ -17,7 +17,7 @@ import re
 import sys
 import textwrap
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,35 +146,83 @@ class Timeline:
 
 
 _INTEGER = re.compile(r"-?[0-9]+")
-_FLOAT_ID = re.compile(rb'"id"\s*:\s*-?[0-9]*[.eE]')
+_FLOAT_ID = re.compile(rb'"id"[ \t\r]*:[ \t\r]*-?[0-9]*[.eE]')  # within one line
 
 
-def line_filter(item_id: str) -> Callable[[bytes], bool]:
-    """A test that is true of every line that can name the item (and of a few more).
+@dataclass(frozen=True)
+class LineFilter:
+    """Which lines can name an item: a byte test that is true of all of them (and a few more).
 
     A line names the id as its bytes unless the JSON spells it otherwise: with an
     escape (a backslash), or, for an integer id, as a number with a fraction or an
-    exponent (`42.0`, `4.2e1`); such lines are decoded too.
+    exponent (`42.0`, `4.2e1`); lines that may do so are kept too.
     """
-    needle = item_id.encode()
-    if _INTEGER.fullmatch(item_id):
-        search = _FLOAT_ID.search
-        return lambda line: needle in line or b"\\" in line or search(line) is not None
-    return lambda line: needle in line or b"\\" in line
+
+    item_id: str
+
+    @property
+    def needle(self) -> bytes:
+        return self.item_id.encode()
+
+    @property
+    def numeric(self) -> bool:
+        return _INTEGER.fullmatch(self.item_id) is not None
+
+    def __call__(self, line: bytes) -> bool:
+        return bool(self.kept([line]))
+
+    def kept(self, lines: list[bytes]) -> list[int]:
+        """Indices of the lines of a block that may name the item, in order.
+
+        The block is searched as one string (C loops); only the hits cost Python
+        work, each mapped to its line by counting the line ends before it.
+        """
+        joined = b"\n".join(lines)
+        hits = _hits(joined, self.needle)
+        if b"\\" in joined:
+            hits.extend(_hits(joined, b"\\"))
+        if self.numeric:
+            hits.extend(match.start() for match in _FLOAT_ID.finditer(joined))
+        if not hits:
+            return []
+        hits.sort()
+        out = []
+        line, counted = 0, 0
+        for at in hits:  # few: count the line ends between one hit and the next
+            line += joined.count(b"\n", counted, at)
+            counted = at
+            if not out or out[-1] != line:
+                out.append(line)
+        return out
 
 
-def item_lines(
-    inputs: ReplayInputs, may_name: Callable[[bytes], bool]
-) -> Iterator[tuple[str, int, bytes]]:
-    """The event lines `may_name` keeps, in replay's order (merged by time if several)."""
+def _hits(joined: bytes, needle: bytes) -> list[int]:
+    """Where `needle` occurs in a block: at most one offset per line."""
+    out = []
+    find = joined.find
+    at = find(needle)
+    while at != -1:
+        out.append(at)
+        end = find(b"\n", at)
+        if end == -1:
+            break
+        at = find(needle, end)
+    return out
+
+
+def line_filter(item_id: str) -> LineFilter:
+    return LineFilter(item_id)
+
+
+def item_lines(inputs: ReplayInputs, keep: LineFilter) -> Iterator[tuple[str, int, bytes]]:
+    """The event lines `keep` keeps, in replay's order (merged by time if several)."""
     if len(inputs.events) == 1:
         for path, numbers, lines in read_line_blocks(inputs.events[0]):
-            for number, line in zip(numbers, lines, strict=True):
-                if may_name(line):
-                    yield path, number, line
+            for index in keep.kept(lines):
+                yield path, numbers[index], lines[index]
         return
     for path, number, line in merge_by_time([read_lines(group) for group in inputs.events]):
-        if may_name(line):
+        if keep(line):
             yield path, number, line
 
 
@@ -381,7 +429,7 @@ def _why(verdict: Verdict, fired_by: str | None) -> str:
     if kind == SAME_STAGE:
         return "on the item's current stage: a trigger there never fires"
     if kind == BACKWARDS:
-        return "stage is earlier and the trigger does not allow moving back"
+        return "an earlier stage, and the trigger may not move items back"
     if kind == PARAMS:
         return "; ".join(
             f"param {p['param']}: wants {_show(p['expected'])}, the event has {_show(p['got'])}"
@@ -437,9 +485,9 @@ def _step_lines(entry: Step) -> list[str]:
         lines.append(_OUTCOMES.get(outcome, outcome))
     if entry.codes and entry.stages and entry.stage_before in entry.stages:
         position = entry.stages.index(entry.stage_before)
+        shown = (f"[{stage}]" if stage == entry.stage_before else stage for stage in entry.stages)
         lines.append(
-            f"item on {entry.stage_before}{where}, stage {position + 1} of {len(entry.stages)}: "
-            + " ".join(entry.stages)
+            f"item on stage {position + 1} of {len(entry.stages)}{where}: " + " ".join(shown)
         )
     fired_by = None if entry.transition is None else entry.transition.trigger_id
     for trial in entry.codes:
@@ -480,9 +528,9 @@ def render_text(timeline: Timeline) -> str:
     """The timeline for a person: one block per event, candidates indented."""
     item = timeline.item
     mode = (
-        "what-if: the latest version of every record, in force from the beginning"
+        "what-if (the latest version of each, in force from the beginning)"
         if timeline.what_if
-        else "each event decided against the automation in force at its time"
+        else "each event decided by the rules in force at its time"
     )
     out = [f"item {item.key}"]
     out.extend(

@@ -75,7 +75,7 @@ class Step:
 
     event: Event
     outcome: str  # "moved", a `Decided` reason, or "dead_letter"
-    category: str | None  # the item's before the event (None: not known yet)
+    category: str | None  # the item's, after the event (before it for a dead letter)
     stage_before: str | None  # None: unknown or deleted
     stage_after: str | None
     stages: tuple[str, ...] = ()  # that pipeline's stage ids, in order
@@ -122,6 +122,8 @@ def explain_decision(board: Board, event: Event, ref: ItemRef, key: str) -> Step
         return Step(event, "dead_letter", category, stage_before, stage_before, rejection=outcome)
     after = board.items.get(key)
     stage_after = None if after is None else after.stage
+    if after is not None:
+        category = after.category  # the pipeline the event was decided in
     view = recorder.view
     if view is None and after is not None and stage_after is not None:
         view = board.table.view(event.tenant, ref.entity, after.category, event.at)

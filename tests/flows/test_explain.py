@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from connectors.jsonl import ReplayInputs
 from flows.cli import main
 from flows.explain import (
+    _FLOAT_ID,
     ItemName,
     RejectedRecord,
     build_timeline,
@@ -247,6 +248,27 @@ def test_the_line_filter_keeps_every_spelling_of_the_id() -> None:
         assert keeps(line)
     assert not keeps(b'{"item": {"entity": "deal", "id": "41"}, "id": "e-1"}')
     assert line_filter("a-7")(b'{"id":"a-7"}') and not line_filter("a-7")(b'{"id": 7}')
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    item_id=st.sampled_from(["42", "4", "a-7", "x"]),
+    lines=st.lists(
+        st.lists(
+            st.sampled_from(
+                [b'"id":', b'"id" : ', b"42", b"4.2e1", b"a-7", b"\\", b'"x"', b",", b"7", b"."]
+            ),
+            max_size=6,
+        ).map(b"".join),
+        max_size=12,
+    ),
+)
+def test_a_block_keeps_the_lines_each_line_would(item_id: str, lines: list[bytes]) -> None:
+    keep = line_filter(item_id)
+    assert keep.kept(lines) == [i for i, line in enumerate(lines) if keep(line)]
+    for line in lines:
+        plain = keep.needle in line or b"\\" in line
+        assert keep(line) == (plain or (keep.numeric and _FLOAT_ID.search(line) is not None))
 
 
 def test_every_spelling_of_the_item_is_its_item(tmp_path: Path) -> None:
