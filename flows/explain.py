@@ -186,7 +186,7 @@ class LineFilter:
         if not hits:
             return []
         hits.sort()
-        out = []
+        out: list[int] = []
         line, counted = 0, 0
         for at in hits:  # few: count the line ends between one hit and the next
             line += joined.count(b"\n", counted, at)
