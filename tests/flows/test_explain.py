@@ -23,6 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.jsonl import ReplayInputs
+from connectors.records import transition_json
 from flows.cli import main
 from flows.explain import (
     _FLOAT_ID,
@@ -293,6 +294,38 @@ def test_every_spelling_of_the_item_is_its_item(tmp_path: Path) -> None:
 SEEN_ALL = 100_000
 
 
+def test_several_inputs_are_merged_as_replay_merges_them(tmp_path: Path) -> None:
+    automation, lines = random_scenario(11, n_events=400, n_items=6)
+    (tmp_path / "automation.jsonl").write_bytes(b"\n".join(automation) + b"\n")
+    inputs = []
+    for part in range(2):  # one every other line, gzip for the second
+        path = tmp_path / f"events-{part}.jsonl{'.gz' if part else ''}"
+        data = b"\n".join(lines[part::2]) + b"\n"
+        path.write_bytes(gzip.compress(data) if part else data)
+        inputs.append(str(path))
+    flow_settings = ReplaySettings.build(
+        {
+            "automation": [str(tmp_path / "automation.jsonl")],
+            "events": inputs,
+            "out": str(tmp_path / "out.jsonl"),
+        }
+    )
+    run_main(replay_flow(flow_settings, lambda summary: None))
+    replayed = [orjson.loads(x) for x in (tmp_path / "out.jsonl").read_bytes().splitlines()]
+    both = ReplayInputs.from_paths([str(tmp_path / "automation.jsonl")], inputs)
+    names = {(t["tenant"], t["item"]["entity"], t["item"]["id"]) for t in replayed}
+    assert names
+    for name in sorted(names):
+        timeline = build_timeline(both, ItemName(*name))
+        explained = [
+            orjson.loads(render_json_transition(step))
+            for _, step in timeline.entries
+            if isinstance(step, Step) and step.transition is not None
+        ]
+        ours = [t for t in replayed if (t["tenant"], t["item"]["entity"], t["item"]["id"]) == name]
+        assert explained == ours
+
+
 def _items_named(lines: list[bytes]) -> list[tuple[str, str, str]]:
     found = []
     for line in lines:
@@ -402,8 +435,6 @@ def _explain_against_replay(
 
 
 def render_json_transition(step: Step) -> bytes:
-    from connectors.records import transition_json
-
     assert step.transition is not None
     return transition_json(step.transition)
 
