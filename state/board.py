@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from struct import Struct
 from sys import intern
-from typing import Any
+from typing import Any, Protocol
 from zlib import crc32
 
 import msgspec
@@ -39,7 +39,7 @@ from state.model import (
     misrouted,
     transition_id,
 )
-from state.table import Candidate, TriggerTable
+from state.table import Candidate, PipelineView, TriggerTable
 
 DEFAULT_SEEN_WINDOW = 32
 """Event ids remembered per item to drop producer retries (8 bytes each)."""
@@ -72,6 +72,12 @@ REASONS = tuple(
     )
 )
 """Every reason of `Decided`, in the order the compiled board counts them."""
+
+# Why a candidate trigger did not apply, as told to a `DecisionObserver`.
+SAME_STAGE = "same_stage"
+BACKWARDS = "backwards"
+PARAMS = "params"
+CONDITION = "condition"
 
 _pack = Struct("<II").pack
 _LIFECYCLE_ONLY = LIFECYCLE - {"item.updated"}
@@ -146,12 +152,25 @@ def _shared(value: Any) -> Any:
     return intern(value) if type(value) is str and len(value) <= 32 else value
 
 
+class DecisionObserver(Protocol):
+    """Told each step of a decision's candidate loop (`explain`); None on the hot path."""
+
+    def trying(self, code: str, view: PipelineView, position: int) -> None:
+        """The candidates of `code` are tried next, the item on stage `position`."""
+
+    def skipped(self, candidate: Candidate, reason: str, fields: Mapping[str, Any] | None) -> None:
+        """`candidate` did not apply for `reason`; `fields`: what its condition read."""
+
+
 class Board:
     """The items of one key group and the trigger table they are decided against.
 
     As an `Engine` (`decide_parcel`) it decodes records with `decode` and writes
     transitions with `encode`, both handed in by the dataflow (`connectors.records`).
     """
+
+    observer: DecisionObserver | None = None
+    """Set only to explain decisions: the same loop, reporting each candidate."""
 
     def __init__(
         self,
@@ -354,21 +373,31 @@ class Board:
         if changes:
             self._apply_changes(state, changes)
         by_code = view.by_code
-        if by_code:
+        observer = self.observer
+        if by_code or observer is not None:
             fields: dict[str, Any] | None = None
             for code in codes_for(etype, data):
+                if observer is not None:
+                    observer.trying(code, view, position)
                 for candidate in by_code.get(code, ()):
                     if candidate.position == position or (
                         candidate.position < position and not candidate.trigger.allow_backwards
                     ):
+                        if observer is not None:
+                            same = candidate.position == position
+                            observer.skipped(candidate, SAME_STAGE if same else BACKWARDS, None)
                         continue
                     trigger = candidate.trigger
                     if trigger.params and not params_match(trigger.params, data):
+                        if observer is not None:
+                            observer.skipped(candidate, PARAMS, None)
                         continue
                     if trigger.condition is not None:
                         if fields is None:
                             fields = state.field_map()
                         if not trigger.condition.holds(fields, data):
+                            if observer is not None:
+                                observer.skipped(candidate, CONDITION, fields)
                             continue
                     return self._move(event, ref, state, position, candidate)
         return UPDATED if changes is not None else NO_MATCH
