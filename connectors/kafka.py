@@ -54,8 +54,6 @@ from state.errors import ConfigError, CrmTriggersError, DeliveryError, SourceErr
 
 log = logging.getLogger("crm_triggers.kafka")
 
-"""Stream of the marker batch: the automation topic has been read to its end."""
-
 DEFAULT_BATCH_SIZE = 4096
 """Records a source partition hands the dataflow at most at once."""
 
