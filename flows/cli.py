@@ -1,7 +1,7 @@
 """The `crm-triggers` command line.
 
 Each subcommand is one row of `COMMANDS`: the settings class whose options it
-takes (flags, variables and help come from there, see `flows.settings`), the
+takes (flags, variables and help come from there, see `flows.options`), the
 function that runs it, and its help. To add a subcommand, add a row.
 """
 
@@ -21,6 +21,7 @@ from connectors.jsonl import ReplayInputs
 from connectors.kafka import admin_client, masked, topic_partitions
 from connectors.summary import Summary, print_summary
 from flows.kafka_commands import produce, tail, topics_create
+from flows.options import Settings, env_name
 from flows.replay import replay_flow
 from flows.settings import (
     PROGRESS_MIN_BYTES,
@@ -28,10 +29,8 @@ from flows.settings import (
     LiveSettings,
     ProduceSettings,
     ReplaySettings,
-    Settings,
     TailSettings,
     TopicsCreateSettings,
-    env_name,
 )
 from state.errors import ConfigError, CrmTriggersError, SourceError
 

@@ -12,7 +12,8 @@ import orjson
 import pytest
 
 from flows.cli import COMMANDS, main, parser
-from flows.settings import LiveSettings, Option, ReplaySettings, Settings, env_name
+from flows.options import Option, Settings, env_name
+from flows.settings import LiveSettings, ReplaySettings
 from tests.conftest import jsonl
 from tests.flows.test_replay_flow import PIPELINE, WEBFORM, created, form
 
