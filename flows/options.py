@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 from state.errors import ConfigError
 
@@ -102,12 +102,15 @@ class Option:
     cli_env: bool = True
     """Whether the command line falls back on the variable (replay's files do not)."""
     show_env: bool = True
+    """Whether the help names the variable (where the command line reads it)."""
     required: str | None = None
     """Why the setting is needed, if it has no default."""
     choices: tuple[str, ...] | None = None
+    """The values allowed, checked on the command line and in the variable."""
     type: Callable[[str], Any] | None = None
     """argparse's own conversion, for options only ever given as flags."""
     positional: bool = False
+    """An optional argument without a flag (`produce FILE`)."""
 
 
 OPTION = "crm_triggers.option"
@@ -132,9 +135,11 @@ S = TypeVar("S", bound="Settings")
 
 @dataclass(frozen=True, repr=False)
 class Settings:
-    """The base of every settings class: built from flags, the environment or a mapping."""
+    """The base of every settings class: built from flags, the environment or a mapping.
 
-    secret_fields: ClassVar[tuple[str, ...]] = ()
+    A subclass may define `check(self)` for rules across its fields; every class's
+    own `check` runs once the fields are read.
+    """
 
     def __post_init__(self) -> None:
         for cls in reversed(type(self).__mro__):
@@ -180,6 +185,8 @@ class Settings:
                 if spec.required:
                     raise ConfigError(f"{cls.label(f, spec)}: required, {spec.required}")
                 value = f.default if f.default is not MISSING else None
+            if value is not None and spec.choices is not None:
+                value = one_of(*spec.choices)(cls.label(f, spec), value)
             if value is not None and spec.read is not None:
                 value = spec.read(cls.label(f, spec), value)
             elif spec.many and value is not None:
@@ -212,14 +219,14 @@ class Settings:
         return cls.build(cls.env_values(env))
 
     @classmethod
-    def from_args(cls: type[S], args: argparse.Namespace, env: Mapping[str, str], **more: Any) -> S:
+    def from_args(cls: type[S], args: argparse.Namespace, env: Mapping[str, str]) -> S:
         """The settings from parsed flags, each falling back on its variable."""
         values = cls.env_values(env, only_cli=True)
         for f, _ in cls.options():
             given = getattr(args, f.name, None)
             if given is not None:
                 values[f.name] = given
-        return cls.build({**values, **more})
+        return cls.build(values)
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:

@@ -25,7 +25,6 @@ from flows.options import (
     env_name,
     items,
     non_negative_int,
-    one_of,
     option,
     positive_int,
     redefault,
@@ -334,7 +333,6 @@ class RunOptions(Settings):
         "beginning",
         "where events start when there is no snapshot (default: {default})",
         choices=START_FROM,
-        read=one_of(*START_FROM),
     )
     until_end: bool = option(
         False,
