@@ -10,7 +10,6 @@ decoded and checked exactly.
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import os
 import re
@@ -33,7 +32,7 @@ from connectors.records import (
     parse_automation,
     transition_json,
 )
-from flows.settings import env_name, positive_int
+from flows.options import Settings, option, positive_int
 from state.board import DEFAULT_SEEN_WINDOW, Board
 from state.codes import id_text
 from state.errors import ConfigError
@@ -61,43 +60,52 @@ WIDTH = 100
 FORMATS = ("text", "json")
 
 
-def add_command(commands: Any) -> None:
-    """Add `explain` to the `crm-triggers` subcommands; `run` handles it."""
-    explain = commands.add_parser(
-        "explain",
-        help="why an item did or did not move, event by event",
-        description="Decide one item's events as replay does and print its timeline: per "
-        "event the outcome, and per trigger code every candidate in decision order with "
-        "why it did or did not apply.",
-    )
-    explain.add_argument(
-        "--automation", action="append", required=True, metavar="FILE", help="automation log"
-    )
-    explain.add_argument(
-        "--events",
-        action="append",
-        required=True,
+@dataclass(frozen=True, repr=False)
+class ExplainSettings(Settings):
+    """`crm-triggers explain`: the inputs as in replay, the item, and the engine's windows."""
+
+    automation: tuple[str, ...] = option(
+        (),
+        "automation log",
         metavar="FILE",
-        help="event log (repeatable; several are merged by occurred_at, as in replay)",
+        many=True,
+        separator=os.pathsep,
+        cli_env=False,
+        required="the automation log",
     )
-    explain.add_argument(
-        "--item", required=True, metavar="TENANT/ENTITY/ID", help="the item, e.g. acme/deal/42"
+    events: tuple[str, ...] = option(
+        (),
+        "event log (repeatable; several are merged by occurred_at, as in replay)",
+        metavar="FILE",
+        many=True,
+        separator=os.pathsep,
+        cli_env=False,
+        required="at least one event log",
     )
-    explain.add_argument(
-        "--what-if",
-        action="store_true",
-        help="the latest version of every automation record, in force from the beginning",
+    item: str = option(
+        "",
+        "the item, e.g. acme/deal/42",
+        metavar="TENANT/ENTITY/ID",
+        cli_env=False,
+        required="the item to explain",
     )
-    explain.add_argument("--format", choices=FORMATS, default="text", help="default: text")
-    for option, what in (
-        ("seen-window", "event ids remembered per item, as given to replay"),
-        ("max-record-bytes", "larger records are dead letters (too_large), as in replay"),
-    ):
-        explain.add_argument(
-            f"--{option}",
-            default=os.environ.get(env_name(option)),
-            help=f"{what} [{env_name(option)}]",
-        )
+    what_if: bool = option(
+        False,
+        "the latest version of every automation record, in force from the beginning",
+        switch=True,
+        cli_env=False,
+    )
+    format: str = option("text", "default: text", choices=FORMATS, cli_env=False)
+    seen_window: int = option(
+        DEFAULT_SEEN_WINDOW,
+        "event ids remembered per item, as given to replay",
+        read=positive_int,
+    )
+    max_record_bytes: int = option(
+        DEFAULT_MAX_RECORD_BYTES,
+        "larger records are dead letters (too_large), as in replay",
+        read=positive_int,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,25 +290,18 @@ def build_timeline(
     return timeline
 
 
-def run(args: argparse.Namespace) -> int:
+def run(settings: ExplainSettings) -> int:
     """The command: the timeline on stdout; 2 (ConfigError) on bad usage or input."""
-    item = parse_item(args.item)
-    seen_window = (
-        DEFAULT_SEEN_WINDOW
-        if args.seen_window is None
-        else positive_int("--seen-window", args.seen_window)
-    )
-    max_bytes = (
-        DEFAULT_MAX_RECORD_BYTES
-        if args.max_record_bytes is None
-        else positive_int("--max-record-bytes", args.max_record_bytes)
-    )
-    inputs = ReplayInputs.from_paths(args.automation, args.events)
+    item = parse_item(settings.item)
+    inputs = ReplayInputs.from_paths(list(settings.automation), list(settings.events))
     try:
-        timeline = build_timeline(inputs, item, args.what_if, seen_window, max_bytes)
+        timeline = build_timeline(
+            inputs, item, settings.what_if, settings.seen_window, settings.max_record_bytes
+        )
     except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as unreadable:
         raise ConfigError(f"an input could not be read: {unreadable}") from None
-    out = timeline_json(timeline) if args.format == "json" else render_text(timeline).encode()
+    json_out = settings.format == "json"
+    out = timeline_json(timeline) if json_out else render_text(timeline).encode()
     sys.stdout.buffer.write(out)
     sys.stdout.flush()
     return 0
