@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -95,7 +96,30 @@ def create_topics(
             have = len(topic_partitions(admin, plan.name, kafka.brokers))
             note = "" if have == plan.partitions else f" (asked for {plan.partitions})"
             report.append(f"{plan.name}: exists, {have} partitions{note}")
+    _await_metadata(admin, plans)
     return report
+
+
+def _await_metadata(admin: AdminClient, plans: list[TopicPlan]) -> None:
+    """Return once the broker's metadata shows every planned topic with its partitions.
+
+    A topic is created on the controller first; a client that asks a broker for it
+    right away can still be told it is unknown. Waiting here means a `run` or a
+    sink started just after `topics create` finds its topics.
+    """
+    deadline = time.monotonic() + METADATA_TIMEOUT_S
+    waiting = {plan.name for plan in plans}
+    while waiting and time.monotonic() < deadline:
+        try:
+            metadata = admin.list_topics(timeout=METADATA_TIMEOUT_S)
+        except KafkaException:
+            return  # the callers' own look-ups report an unreachable cluster
+        for name in list(waiting):
+            found = metadata.topics.get(name)
+            if found is not None and found.error is None and found.partitions:
+                waiting.discard(name)
+        if waiting:
+            time.sleep(0.05)
 
 
 def delete_topics(kafka: KafkaSettings, names: Iterable[str]) -> None:
