@@ -113,3 +113,31 @@ def test_the_history_variable_names_the_file_for_bytewax_run(tmp_path: Path) -> 
         ReplaySettings.from_env({k: v for k, v in env.items() if "HISTORY" not in k}).history
         is None
     )
+
+
+def test_tail_describes_a_history_record_in_one_line() -> None:
+    from flows.kafka_commands import describe
+
+    record = {
+        "id": "x",
+        "tenant": "acme",
+        "item": {"entity": "deal", "id": "42"},
+        "category": "0",
+        "stage": "PREPARATION",
+        "from_stage": "NEW",
+        "semantic": "process",
+        "kind": "trigger",
+        "at": "2026-11-25T10:00:00Z",
+        "event": {"id": "evt-9f2", "type": "form.submitted"},
+        "transition_id": "t",
+        "trigger": {"id": "t-17", "code": "WEBFORM"},
+    }
+    assert describe(orjson.dumps(record)) == (
+        "2026-11-25T10:00:00Z  acme  deal/42  trigger: NEW -> PREPARATION (process)  "
+        "trigger t-17 (WEBFORM)  event evt-9f2 (form.submitted)"
+    )
+    created = {**record, "kind": "created", "from_stage": None, "semantic": None, "trigger": None}
+    assert describe(orjson.dumps(created)) == (
+        "2026-11-25T10:00:00Z  acme  deal/42  created: - -> PREPARATION (unknown)  "
+        "event evt-9f2 (form.submitted)"
+    )
