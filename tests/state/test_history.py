@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connectors.raw import AUTOMATION, EVENTS
 from connectors.records import decode_event, history_json, transition_json
@@ -301,3 +303,49 @@ def test_the_colliding_pair_of_items_gets_two_transition_ids_on_both_engines() -
         transition_id("c\x1fdeal", "1", "x", "evt-1"),
     ]
     assert len({h["id"] for h in history}) == len(history) == 4
+
+
+def parts_of(name: str) -> tuple[str, ...]:
+    """The parts an id name was made of (the inverse of `id_name`)."""
+    if not name.startswith("\x1f"):
+        return tuple(name.split("\x1f"))
+    raw, parts = name.encode()[1:], []
+    while raw:
+        length, _, raw = raw.partition(b"\x1f")
+        parts.append(raw[: int(length)].decode())
+        raw = raw[int(length) :]
+    return tuple(parts)
+
+
+PART = st.text(alphabet=["a", "1", "\x1f", "é", "\x00"], max_size=4)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(parts=st.lists(PART, min_size=4, max_size=5).filter(lambda p: p[0] != ""))
+def test_an_id_name_gives_its_parts_back(parts: list[str]) -> None:
+    """Decodable, so injective: different parts never share a name."""
+    assert parts_of(id_name(*parts)) == tuple(parts)
+
+
+@settings(max_examples=40, deadline=None, database=None)
+@given(
+    tenant=PART.filter(bool),
+    entity=PART.filter(bool),
+    item=PART.filter(bool),
+    event_id=PART.filter(bool),
+)
+def test_both_engines_make_the_same_ids_of_any_names(
+    tenant: str, entity: str, item: str, event_id: str
+) -> None:
+    automation = [
+        {**PIPELINE, "tenant": tenant, "entity": entity},
+        {**VISIT, "tenant": tenant, "entity": entity},
+    ]
+    hint = {"entity": entity, "id": item, "category": "0", "stage": "NEW"}
+    history, transitions = decide_both(
+        automation, [ev(event_id, "visit.registered", tenant=tenant, item=hint)]
+    )
+    assert [t["id"] for t in transitions] == [transition_id(tenant, entity, item, event_id)]
+    assert [h["id"] for h in history] == [
+        history_id(tenant, entity, item, event_id, kind) for kind in ("created", "trigger")
+    ]
