@@ -20,6 +20,7 @@ from state.model import (
     AutomationRecord,
     Deletion,
     Event,
+    HistoryEntry,
     ItemRef,
     Pipeline,
     Rejection,
@@ -413,5 +414,28 @@ def transition_json(move: Transition) -> bytes:
                 "type": move.event_type,
                 "occurred_at": move.occurred_at,
             },
+        }
+    )
+
+
+def history_json(entry: HistoryEntry) -> bytes:
+    """A stage history record (spec 6.1), its keys in the spec's order."""
+    trigger = None
+    if entry.trigger_id is not None:
+        trigger = {"id": entry.trigger_id, "code": entry.trigger_code}
+    return orjson.dumps(
+        {
+            "id": entry.id,
+            "tenant": entry.tenant,
+            "item": {"entity": entry.entity, "id": entry.item_id},
+            "category": entry.category,
+            "stage": entry.stage,
+            "from_stage": entry.from_stage,
+            "semantic": entry.semantic,
+            "kind": entry.kind,
+            "at": entry.at,
+            "event": {"id": entry.event_id, "type": entry.event_type},
+            "transition_id": entry.transition_id,
+            "trigger": trigger,
         }
     )
