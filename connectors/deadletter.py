@@ -16,6 +16,7 @@ CODES = frozenset(
         "unknown_stage",
         "invalid_automation",
         "too_large",
+        "too_many_items",
     }
 )
 
