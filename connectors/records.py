@@ -60,8 +60,9 @@ def load_json(raw: bytes, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Any:
         return Rejection("invalid_json", f"not valid JSON: {exc}")
 
 
-_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
-"""A string (skipped whole) or a bracket: what the depth of a JSON text is counted on."""
+_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*+(?:"|\\?\Z)|[\[\]{}]', re.DOTALL)
+"""A string (skipped whole; one left open runs to the end, so that no byte is scanned
+twice) or a bracket: what the depth of a JSON text is counted on."""
 
 
 def too_deep(raw: bytes) -> bool:
