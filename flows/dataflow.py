@@ -35,10 +35,9 @@ from connectors.deadletter import DeadLetter
 from connectors.raw import AUTOMATION, AUTOMATION_CAUGHT_UP, EVENTS, RawBatch, origin_of
 from connectors.records import (
     DEFAULT_MAX_RECORD_BYTES,
+    decode_automation,
     decode_event,
     history_json,
-    load_json,
-    parse_automation,
     transition_json,
 )
 from connectors.tombstones import tombstone_record
@@ -145,8 +144,7 @@ def decode(stream: str, raw: bytes | None, max_bytes: int) -> Any:
         return NULL_RECORD
     if stream != AUTOMATION:
         return decode_event(raw, max_bytes)
-    obj = load_json(raw, max_bytes)
-    return obj if type(obj) is Rejection else parse_automation(obj)
+    return decode_automation(raw, max_bytes)
 
 
 def route(

@@ -25,12 +25,15 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import msgspec
 import orjson
 
 from state.board import DEFAULT_SEEN_WINDOW, ECHO_WINDOW, REASONS, Board
 from state.codes import (
     DATA_CHOSEN_CODES,
     LIFECYCLE,
+    MAX_DEPTH,
+    MAX_ITEMS,
     NEVER_WATCHED,
     PARAM_RULES,
     params_match,
@@ -69,6 +72,9 @@ def _mismatch(module: Any) -> str | None:
         known = list(theirs) if name in ("PARAM_RULES", "REASONS", "NOTE_KINDS") else sorted(theirs)
         if known != expected:
             return f"its {name} {known} differ from Python's {expected}"
+    for name, limit in (("MAX_DEPTH", MAX_DEPTH), ("MAX_ITEMS", MAX_ITEMS)):
+        if getattr(module, name, None) != limit:
+            return f"its {name} {getattr(module, name, None)} differs from Python's {limit}"
     try:
         module.configure(*type_table())
     except ValueError as error:
@@ -277,7 +283,8 @@ class NativeBoard:
             return False
         if trigger.condition is None:
             return True
-        return trigger.condition.holds(orjson.loads(fields) if fields else {}, data)
+        # msgspec, as the event decoder: an integer beyond 64 bits is read exactly.
+        return trigger.condition.holds(_decode_fields(fields) if fields else {}, data)
 
     # Snapshots --------------------------------------------------------------------------
 
@@ -301,6 +308,9 @@ class NativeBoard:
 
     __getstate__ = snapshot
     __setstate__ = restore
+
+
+_decode_fields = msgspec.json.Decoder(dict).decode
 
 
 def _plain(view: PipelineView) -> tuple[list[str], list[tuple[Any, ...]], list[str]]:

@@ -237,5 +237,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("SPECIAL_TYPES", SPECIAL_TYPES.to_vec())?;
     m.add("SPECIAL_CODES", SPECIAL_CODES.to_vec())?;
     m.add("NEVER_WATCHED", NEVER_WATCHED.to_vec())?;
+    m.add("MAX_DEPTH", crate::scan::MAX_DEPTH)?;
+    m.add("MAX_ITEMS", crate::decode::MAX_ITEMS)?;
     Ok(())
 }
