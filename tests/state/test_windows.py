@@ -240,3 +240,44 @@ def test_a_retry_is_a_duplicate_up_to_the_seen_window(extra: int) -> None:
 
 def test_the_oracle_states_the_windows_of_the_engines() -> None:
     assert (oracle.SEEN_WINDOW, oracle.ECHO_WINDOW) == (DEFAULT_SEEN_WINDOW, ECHO_WINDOW)
+
+
+# An item named twice ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("hints", "expected"),
+    [
+        ([None, "A"], ("unknown_item", None)),
+        (["A", None], ("moved", "B")),
+        (["A", "B"], ("moved", "B")),
+        (["B", "A"], ("moved", "A")),
+    ],
+)
+def test_an_item_named_twice_is_decided_once_with_its_first_mention(
+    hints: list[str | None], expected: tuple[str, str | None]
+) -> None:
+    """A visit names item 42 twice with other stage hints (or none): one outcome, the first
+    mention's. (On B, the visit's trigger is on the item's stage: no move, so an email.)"""
+    run = Run()
+    refs = [{"entity": "deal", "id": "42"} | ({"stage": h} if h else {}) for h in hints]
+    etype = "email.received" if hints[0] == "B" else "visit.registered"
+    raw = dumps({"id": "e-1", "type": etype, "occurred_at": "2026-11-25T10:00:00Z", "items": refs})
+    engines = run.engines
+    parcel = Parcel(0, EVENTS, SOURCE, None, [engines.seq], [engines.seq + 1], [raw])
+    python = decide_parcels(engines.python[0], [parcel], engines.settings)
+    compiled = decide_parcels(engines.native[0], [parcel], engines.settings)
+    assert comparable(compiled) == comparable(python)
+    engines.assert_same_items()
+    assert [orjson.loads(t) for _, (_, t) in python.transitions] == run.oracle.feed(raw)
+
+    outcome, stage = expected
+    if outcome == "unknown_item":
+        assert [letter.code for _, letter in python.dead_letters] == ["unknown_item"]
+        assert python.transitions == []
+        assert engines.python[0].items == {}
+    else:
+        assert python.dead_letters == []
+        [(_, (_, line))] = python.transitions
+        assert orjson.loads(line)["to_stage"] == stage
+        assert python.tally["extra_items"] == 0
