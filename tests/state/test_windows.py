@@ -18,10 +18,12 @@ import orjson
 import pytest
 
 from connectors.raw import EVENTS
+from connectors.records import decode_event
 from flows.dataflow import Parcel, decide_parcels
 from state import native
 from state.board import DEFAULT_SEEN_WINDOW, ECHO_WINDOW
-from state.model import transition_id
+from state.explain import explain_decision
+from state.model import Event, transition_id
 from tests.reference import oracle
 from tests.reference.oracle import Oracle
 from tests.state.test_native import SOURCE, Engines, comparable, dumps
@@ -145,7 +147,9 @@ def test_an_echo_naming_another_stage_is_adopted_while_its_move_is_remembered(
     assert run.stage == ("C" if adopted else last)
 
 
-@pytest.mark.parametrize(("moves", "adopted"), [(0, True), (W - 1, True), (W, False)])
+@pytest.mark.parametrize(
+    ("moves", "adopted"), [(0, True), (W - 1, True), (W, False), (W + 1, False)]
+)
 def test_a_transition_id_not_ours_is_adopted_until_the_memory_is_full(
     moves: int, adopted: bool
 ) -> None:
@@ -281,3 +285,20 @@ def test_an_item_named_twice_is_decided_once_with_its_first_mention(
         [(_, (_, line))] = python.transitions
         assert orjson.loads(line)["to_stage"] == stage
         assert python.tally["extra_items"] == 0
+
+
+def test_explain_says_an_old_retry_of_a_move_is_a_duplicate() -> None:
+    """`explain` decides with the Python board: the retry's outcome, no candidate list."""
+    run = started()
+    beyond_the_seen_window(run, W)
+    board = run.engines.python[0]
+    retry = decode_event(dumps(
+        {"id": "visit-1", "type": "visit.registered", "occurred_at": "2026-11-26T10:00:00Z",
+         "item": {"entity": "deal", "id": "42"}}
+    ))  # fmt: skip
+    assert isinstance(retry, Event)
+
+    step = explain_decision(board, retry, retry.items[0], "/".join(KEY))
+
+    assert (step.outcome, step.stage_before, step.stage_after) == ("duplicate", "C", "C")
+    assert step.transition is None and step.codes == ()
