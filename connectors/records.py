@@ -306,7 +306,13 @@ def _items(obj: dict[str, Any]) -> tuple[ItemRef, ...]:
                 f"items: the event names {len(refs)} items, at most {MAX_ITEMS} are read",
             )
         found = tuple(_item_ref(ref, f"items[{i}].") for i, ref in enumerate(refs))
-        return tuple(dict.fromkeys(found)) if len(found) > 1 else found
+        if len(found) == 1:
+            return found
+        # An item named twice is decided once, by its first mention (and that one's hint).
+        first: dict[tuple[str, str], ItemRef] = {}
+        for ref in found:
+            first.setdefault((ref.entity, ref.id), ref)
+        return tuple(first.values())
     if obj.get("item") is None:
         raise _InvalidRecordError(
             "invalid_record", "item: missing (an event names `item` or `items`)"

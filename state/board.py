@@ -48,8 +48,8 @@ from state.table import Candidate, PipelineView, TriggerTable
 DEFAULT_SEEN_WINDOW = 32
 """Event ids remembered per item to drop producer retries (8 bytes each)."""
 
-ECHO_WINDOW = 4
-"""Transitions remembered per item to recognise their echoes from the CRM."""
+ECHO_WINDOW = 16
+"""Transitions remembered per item: their echoes from the CRM, and retries that repeat them."""
 
 # Reasons of `Decided`, the outcomes that are not moves.
 CREATED = Decided("created")
@@ -459,6 +459,9 @@ class Board:
             for at in range(0, len(echoes), 2):
                 if echoes[at] == mark and echoes[at + 1] == stage:
                     return CONFIRMED, state
+            if len(echoes) >= 2 * ECHO_WINDOW and mark not in echoes:
+                # One of ours older than the memory: later moves of ours supersede it.
+                return CONFIRMED, state
         state.stage = intern(stage)
         if category is not None:
             state.category = intern(category)
@@ -517,9 +520,12 @@ class Board:
         state: ItemState,
         position: int,
         candidate: Candidate,
-    ) -> Transition:
+    ) -> Transition | Decided:
         trigger = candidate.trigger
         tid = transition_id(event.tenant, ref.entity, ref.id, event.id)
+        moved = fingerprint(tid)
+        if state.echoes and moved in state.echoes:
+            return DUPLICATE  # an old retry of an event that moved the item: never a second move
         move = Transition(
             id=tid,
             tenant=event.tenant,
@@ -536,7 +542,7 @@ class Board:
             occurred_at=event.occurred_at,
         )
         state.stage = trigger.stage
-        echoes = (*(state.echoes or ()), fingerprint(tid), trigger.stage)
+        echoes = (*(state.echoes or ()), moved, trigger.stage)
         state.echoes = echoes[-2 * ECHO_WINDOW :]
         return move
 

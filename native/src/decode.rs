@@ -222,7 +222,8 @@ pub(crate) fn decode_event(raw: &[u8], at: Option<i64>) -> Option<Event<'_>> {
             let mut refs: SmallVec<[Ref; 1]> = SmallVec::with_capacity(items.len());
             for item in items {
                 let r = checked_ref(item)?;
-                if !refs.contains(&r) {
+                // An item named twice: its first mention (and that one's hint) counts.
+                if !refs.iter().any(|o| o.entity == r.entity && o.id == r.id) {
                     refs.push(r);
                 }
             }
