@@ -33,13 +33,19 @@ def replay_flow(
         OrderedFileSink(settings.out),
         OrderedFileSink(settings.dlq),
         SummarySink(report),
-        FlowSettings(
-            key_groups=settings.key_groups,
-            seen_window=settings.seen_window,
-            what_if=settings.what_if,
-            max_record_bytes=settings.max_record_bytes,
-            engine=settings.engine,
-        ),
+        flow_settings(settings),
+    )
+
+
+def flow_settings(settings: ReplaySettings, process_group: int | None = None) -> FlowSettings:
+    """The dataflow's settings of a replay; `process_group`: of one of several processes."""
+    return FlowSettings(
+        key_groups=settings.key_groups,
+        seen_window=settings.seen_window,
+        what_if=settings.what_if,
+        max_record_bytes=settings.max_record_bytes,
+        engine=settings.engine,
+        process_group=process_group,
     )
 
 

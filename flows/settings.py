@@ -142,9 +142,36 @@ class ReplayFiles(Settings):
     progress: bool = False
 
 
+def cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 @dataclass(frozen=True, repr=False)
-class ReplaySettings(EngineSettings, ReplayFiles):
+class ReplayWorkers(Settings):
+    workers: int = option(
+        0,
+        "processes deciding the replay, each the items of its own share, output as one "
+        "process writes it (default: 0, one per core; 1 with a standard input)",
+        metavar="N",
+        read=non_negative_int,
+    )
+
+
+@dataclass(frozen=True, repr=False)
+class ReplaySettings(EngineSettings, ReplayWorkers, ReplayFiles):
     key_groups: int = redefault(EngineSettings, "key_groups", REPLAY_KEY_GROUPS)
+
+    @property
+    def processes(self) -> int:
+        """How many processes decide this replay: one per core unless `workers` says;
+        one when an input is standard input, which only one process can read."""
+        if "-" in (*self.automation, *self.events):
+            return 1
+        return self.workers or cores()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ReplaySettings:
