@@ -18,6 +18,7 @@ from functools import cached_property
 from typing import Any
 
 from connectors.kafka import DEFAULT_BATCH_SIZE, KafkaSettings, Topics, masked
+from connectors.kafka.pacing import DEFAULT_CYCLE_MS
 from connectors.records import DEFAULT_MAX_RECORD_BYTES
 from flows.dataflow import DEFAULT_KEY_GROUPS
 from flows.options import (
@@ -368,9 +369,17 @@ class RunOptions(Settings):
     )
     batch_size: int = option(
         DEFAULT_BATCH_SIZE,
-        "records read from a partition at once (default: {default})",
+        "records read from a partition at once, at most (default: {default})",
         metavar="N",
         read=positive_int,
+    )
+    cycle_ms: int = option(
+        DEFAULT_CYCLE_MS,
+        "a worker's cycle (read, decide, write) is kept near this many milliseconds by "
+        "reading fewer records per partition when it is behind; 0: always --batch-size "
+        "(default: {default})",
+        metavar="MS",
+        read=non_negative_int,
     )
     summary_interval: float = option(
         DEFAULT_SUMMARY_INTERVAL,

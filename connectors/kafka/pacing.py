@@ -1,0 +1,55 @@
+"""How many records an events partition reads per worker cycle: bounded by time.
+
+A worker's cycle reads a batch from each of its partitions, routes and decides
+them, writes the outputs, then reads again; an event that arrives meanwhile
+waits for the cycle to end. With a fixed count per partition, a worker that has
+fallen behind for a moment (a stall of the shared machine, a burst) runs cycles
+of the whole count times the partitions, and every event behind waits for them.
+Bounding the cycle's length instead keeps each cycle near a target time, however
+far behind the worker is, and gives back the full count when cycles are short
+(docs/performance.md, "Latency").
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+DEFAULT_CYCLE_MS = 50
+"""The cycle length the events partitions aim at."""
+
+LEAST_RECORDS = 64
+"""Never fewer records per partition and cycle: the cycle's fixed cost stays small."""
+
+
+class CycleBound:
+    """The count a partition reads this cycle, from the length of the last cycle.
+
+    The time between two reads of the same partition is one cycle of its worker.
+    The count follows the ratio of the target to that length: in proportion when
+    the cycle was longer, at most twice when shorter, between `least` and `most`.
+    A target of 0 always reads `most`.
+    """
+
+    def __init__(
+        self,
+        most: int,
+        target_s: float,
+        least: int = LEAST_RECORDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.most = most
+        self.target_s = target_s
+        self.least = min(least, most)
+        self.clock = clock
+        self.count = most
+        self.last: float | None = None
+
+    def next_count(self) -> int:
+        now = self.clock()
+        if self.last is not None and self.target_s > 0:
+            cycle = max(now - self.last, 1e-6)
+            scale = min(2.0, self.target_s / cycle)
+            self.count = max(self.least, min(self.most, round(self.count * scale)))
+        self.last = now
+        return self.count
