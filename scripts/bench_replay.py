@@ -72,6 +72,10 @@ def outputs_digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
+CPU_SECONDS: dict[int, list[float]] = {}
+"""CPU seconds (user and system, every process of the job) of each run, by --workers."""
+
+
 def run_job(folder: Path, engine: str = "native", workers: int = 1) -> tuple[float, int, float]:
     """Wall seconds, transitions written, and the job's peak memory in MB."""
     started = time.perf_counter()
@@ -83,6 +87,8 @@ def run_job(folder: Path, engine: str = "native", workers: int = 1) -> tuple[flo
     )
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - started
+    if engine == "native":
+        CPU_SECONDS.setdefault(workers, []).append(usage.ru_utime + usage.ru_stime)
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode != 0:
         raise SystemExit(f"job failed with exit code {child.returncode}")
@@ -176,6 +182,11 @@ def main() -> int:
             f"{statistics.median(python_rates):,.0f} events/s"
         )
         print(f"native / python engine (median of runs):   {statistics.median(speedups):.2f}")
+    for workers, spent in sorted(CPU_SECONDS.items()):
+        print(
+            f"CPU seconds of the job, --workers {workers} (median; runs):  "
+            f"{statistics.median(spent):.2f} ({', '.join(f'{s:.2f}' for s in spent)})"
+        )
     print("reproduce the job alone: " + " ".join(job_command(folder)))
     print("on every core: " + " ".join(job_command(folder, workers=args.workers)))
     return 0

@@ -5,9 +5,13 @@ them, writes the outputs, then reads again; an event that arrives meanwhile
 waits for the cycle to end. With a fixed count per partition, a worker that has
 fallen behind for a moment (a stall of the shared machine, a burst) runs cycles
 of the whole count times the partitions, and every event behind waits for them.
-Bounding the cycle's length instead keeps each cycle near a target time, however
-far behind the worker is, and gives back the full count when cycles are short
-(docs/performance.md, "Latency").
+Bounding the cycle's work instead keeps each cycle near a target time and gives
+back the full count when cycles are short (docs/performance.md, "Latency").
+
+A cycle is measured in the worker thread's CPU time: on a shared machine the wall
+time of a cycle grows with what other processes run, and reading less would then
+cost throughput for nothing. A partition far behind (a catch-up, a backlog of many
+cycles) reads the full count: smaller cycles would not bring its events sooner.
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ DEFAULT_CYCLE_MS = 50
 
 LEAST_RECORDS = 64
 """Never fewer records per partition and cycle: the cycle's fixed cost stays small."""
+
+FAR_BEHIND_BATCHES = 8
+"""A partition this many full counts behind its end reads the full count."""
 
 
 class CycleBound:
@@ -36,7 +43,7 @@ class CycleBound:
         most: int,
         target_s: float,
         least: int = LEAST_RECORDS,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.thread_time,
     ) -> None:
         self.most = most
         self.target_s = target_s
@@ -45,11 +52,15 @@ class CycleBound:
         self.count = most
         self.last: float | None = None
 
-    def next_count(self) -> int:
+    def next_count(self, behind: int | None = None) -> int:
+        """The count to read now; `behind`: records between the partition's position
+        and its end, where known."""
         now = self.clock()
         if self.last is not None and self.target_s > 0:
             cycle = max(now - self.last, 1e-6)
             scale = min(2.0, self.target_s / cycle)
             self.count = max(self.least, min(self.most, round(self.count * scale)))
         self.last = now
+        if behind is not None and behind > FAR_BEHIND_BATCHES * self.most:
+            return self.most
         return self.count

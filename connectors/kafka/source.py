@@ -148,7 +148,7 @@ class EventsPartition(StatefulSourcePartition[RawBatch, int]):
         if self.finished:
             raise StopIteration
         self.errors.raise_permanent()
-        messages = consume(self.consumer, self.bound.next_count(), 0)
+        messages = consume(self.consumer, self.bound.next_count(self._behind()), 0)
         self.idle = not messages
         positions: list[int] = []
         values: list[bytes | None] = []
@@ -169,6 +169,15 @@ class EventsPartition(StatefulSourcePartition[RawBatch, int]):
         self.next_offset = positions[-1] + 1
         first = positions[0]
         return [RawBatch(EVENTS, self.topic, self.partition, first, positions, values, keys)]
+
+    def _behind(self) -> int | None:
+        """Records from here to the partition's end as of the last fetch (no request)."""
+        if self.next_offset < 0:
+            return None
+        _, high = self.consumer.get_watermark_offsets(
+            KafkaPartition(self.topic, self.partition), cached=True
+        )
+        return high - self.next_offset if high >= 0 else None
 
     def next_awake(self) -> datetime | None:
         return datetime.now(UTC) + IDLE_WAIT if self.idle else None

@@ -39,3 +39,14 @@ def test_no_target_always_reads_the_batch_size() -> None:
     clock = Clock()
     bound = CycleBound(4096, 0, clock=clock)
     assert set(cycles(bound, clock, [5.0, 0.001, 1.0])) == {4096}
+
+
+def test_a_partition_far_behind_reads_the_whole_count() -> None:
+    clock = Clock()
+    bound = CycleBound(4096, 0.05, clock=clock)
+    counts = cycles(bound, clock, [0.2])
+    assert counts[-1] == 1024
+    clock.now += 0.2
+    assert bound.next_count(behind=10 * 4096) == 4096
+    clock.now += 0.05
+    assert bound.next_count(behind=4096) == 256  # a short backlog: the bound holds
