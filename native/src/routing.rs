@@ -72,3 +72,51 @@ pub(crate) fn route_batch(
     }
     Ok((by_group, unplaced))
 }
+
+/// The lines of a block of whole lines (no partial line at its end) that a replay
+/// process of key group `group` (of `groups`) decides: those whose single item is in
+/// its group, and those whose items only decoding tells (`decode::single_key`).
+///
+/// Lines are split as `connectors.jsonl.read_line_blocks` splits them: at `\n`,
+/// without trailing `\r`, blank ones left out. Returns the kept lines' places among
+/// the block's non-blank lines, their line numbers (the block's first line is
+/// `first_line`), the lines, and the count of non-blank lines.
+#[pyfunction]
+#[pyo3(signature = (block, first_line, group, groups))]
+pub(crate) fn own_lines<'py>(
+    py: Python<'py>,
+    block: &[u8],
+    first_line: usize,
+    group: u32,
+    groups: u32,
+) -> PyResult<(Vec<usize>, Vec<usize>, Bound<'py, PyList>, usize)> {
+    configured()?;
+    let mut key = String::with_capacity(64);
+    let mut places = Vec::new();
+    let mut numbers = Vec::new();
+    let lines = PyList::empty_bound(py);
+    let mut non_blank = 0usize;
+    for (index, line) in block.split(|&b| b == b'\n').enumerate() {
+        let mut end = line.len();
+        while end > 0 && line[end - 1] == b'\r' {
+            end -= 1;
+        }
+        let line = &line[..end];
+        // Python's bytes.strip(): space, \t, \n, \r, \x0b, \x0c.
+        if line
+            .iter()
+            .all(|&b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c))
+        {
+            continue;
+        }
+        let place = non_blank;
+        non_blank += 1;
+        if single_key(line, &mut key) && group_of(&key, groups) != group {
+            continue;
+        }
+        places.push(place);
+        numbers.push(first_line + index);
+        lines.append(PyBytes::new_bound(py, line))?;
+    }
+    Ok((places, numbers, lines, non_blank))
+}
