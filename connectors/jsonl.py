@@ -23,7 +23,6 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from connectors.raw import AUTOMATION, EVENTS, RawBatch
-from state import native
 from state.errors import ConfigError
 
 BATCH_SIZE = 4096
@@ -115,35 +114,6 @@ def read_line_blocks(
                 stream.close()
 
 
-def read_share_blocks(
-    paths: list[str], group: int, groups: int, block_bytes: int = BLOCK_BYTES
-) -> Iterator[tuple[str, list[int], list[int], list[bytes], int, int]]:
-    """`read_line_blocks` for replay process `group` of `groups`: per block, the
-    places of its kept lines among the block's non-blank lines, their numbers, the
-    lines, the count of non-blank lines and the block's bytes. The lines of other
-    processes' items are left out before they become Python objects
-    (`state.native.own_lines`)."""
-    for path in paths:
-        number = 0
-        tail = b""
-        with _open(path) as stream:
-            while True:
-                chunk = stream.read(block_bytes)
-                data = tail + chunk
-                if chunk:
-                    end = data.rfind(b"\n")
-                    if end < 0:
-                        tail = data
-                        continue
-                    whole, tail = data[:end], data[end + 1 :]
-                elif data:
-                    whole, tail = data, b""
-                else:
-                    break
-                yield (path, *native.own_lines(whole, number + 1, group, groups), len(whole) + 1)
-                number += whole.count(b"\n") + 1
-
-
 def _kept(lines: list[bytes], first: int, returns: bool) -> tuple[Sequence[int], list[bytes]]:
     """The non-blank lines of a block without their line ends, and their numbers."""
     if returns:
@@ -232,50 +202,29 @@ def _blocks(
 
 
 class ReplaySource(FixedPartitionedSource[RawBatch, int]):
-    """One partition reading automation, then events; resumes after the last record emitted.
+    """One partition reading automation, then events; resumes after the last record emitted."""
 
-    `share` (group, groups): in replay process `group` of `groups`, a single events
-    input hands over only the lines that process decides (`read_share_blocks`).
-    """
-
-    def __init__(
-        self,
-        inputs: ReplayInputs,
-        batch_size: int = BATCH_SIZE,
-        share: tuple[int, int] | None = None,
-    ) -> None:
+    def __init__(self, inputs: ReplayInputs, batch_size: int = BATCH_SIZE) -> None:
         self.inputs = inputs
         self.batch_size = batch_size
-        self.share = share
 
     def list_parts(self) -> list[str]:
         return ["replay"]
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _ReplayPartition:
-        return _ReplayPartition(self.inputs, self.batch_size, resume_state or 0, self.share)
+        return _ReplayPartition(self.inputs, self.batch_size, resume_state or 0)
 
 
 class _ReplayPartition(StatefulSourcePartition[RawBatch, int]):
-    def __init__(
-        self,
-        inputs: ReplayInputs,
-        batch_size: int,
-        emitted: int,
-        share: tuple[int, int] | None = None,
-    ) -> None:
+    def __init__(self, inputs: ReplayInputs, batch_size: int, emitted: int) -> None:
         self.batch_size = batch_size
         self.emitted = emitted
-        self.share = share
         self.progress = Progress(inputs.total_bytes()) if inputs.progress else None
         self._batches = self._read(inputs, emitted)
 
     def _read(self, inputs: ReplayInputs, skip: int) -> Iterator[RawBatch]:
         automation = read_line_blocks(inputs.automation)
-        share = self.share if len(inputs.events) == 1 and not skip else None
-        events: Iterator[tuple[str, Sequence[int], list[bytes]]]
-        if share is not None:
-            events = iter(())
-        elif len(inputs.events) == 1:
+        if len(inputs.events) == 1:
             events = read_line_blocks(inputs.events[0])
         else:
             events = _blocks(merge_by_time([read_lines(group) for group in inputs.events]))
@@ -290,28 +239,6 @@ class _ReplayPartition(StatefulSourcePartition[RawBatch, int]):
                 seq += len(lines)
                 if self.progress is not None:
                     self.progress.advance(sum(map(len, lines)) + len(lines))
-        if share is not None:
-            yield from self._read_share(inputs.events[0], share, seq)
-
-    def _read_share(self, paths: list[str], share: tuple[int, int], seq: int) -> Iterator[RawBatch]:
-        size = self.batch_size
-        for path, places, numbers, lines, count, size_bytes in read_share_blocks(paths, *share):
-            left_out = count - len(lines)
-            for at in range(0, max(1, len(lines)), size):
-                end = min(at + size, len(lines))
-                yield RawBatch(
-                    EVENTS,
-                    path,
-                    None,
-                    seq + 1,
-                    numbers[at:end],
-                    lines[at:end],
-                    seqs=[seq + 1 + place for place in places[at:end]],
-                    skipped=left_out if at == 0 else 0,
-                )
-            seq += count
-            if self.progress is not None:
-                self.progress.advance(size_bytes)
 
     def next_batch(self) -> list[RawBatch]:
         batch = next(self._batches, None)

@@ -26,9 +26,7 @@ class RawBatch:
     """Records read together from one input (a file, or a topic partition), by column.
 
     Record i has sequence number `first_seq + i` (its place in the whole input),
-    or `seqs[i]` when the batch leaves records out, `positions[i]` (line or offset)
-    and bytes `values[i]` (None: a Kafka tombstone). `skipped` records of the input
-    were read and left out of the batch (another replay process decides them).
+    `positions[i]` (line or offset) and bytes `values[i]` (None: a Kafka tombstone).
     """
 
     stream: str  # AUTOMATION or EVENTS
@@ -39,8 +37,6 @@ class RawBatch:
     values: Sequence[bytes | None]
     keys: list[bytes | None] | None = None
     timestamps_ms: list[int] | None = None
-    seqs: Sequence[int] | None = None
-    skipped: int = 0
 
     def origin(self, index: int) -> Origin:
         return origin_of(self.source, self.partition, self.positions[index])

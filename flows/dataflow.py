@@ -197,9 +197,9 @@ def _route_to_own_group(
     for batch in batches:
         if batch.stream == AUTOMATION and None in batch.values:
             batch = _without_bad_tombstones(batch, rejected)
-        rejected.tally[f"{batch.stream}_read"] += len(batch.values) + batch.skipped
+        rejected.tally[f"{batch.stream}_read"] += len(batch.values)
         first, count = batch.first_seq, len(batch.values)
-        seqs = range(first, first + count) if batch.seqs is None else batch.seqs
+        seqs = range(first, first + count)
         parcel = Parcel(
             group,
             batch.stream,

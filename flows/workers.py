@@ -6,13 +6,12 @@
 
 Every process reads every record and keeps the whole trigger table; each decides
 the items of its own key group (crc32 of the item key modulo the process count).
-A line of a single item of another group is left out as the blocks of the log are
-split, after a look at its `tenant` and `item` members and before it becomes a
-Python object (`connectors.jsonl.read_share_blocks`), so each process decodes and
-handles about its share of the log. A line naming several items is decided by
-each process for its own items, as key groups of one process decide it. Each
-output record carries its input order (record sequence, item index), so merging
-the processes' sorted outputs by it gives the bytes a single process writes.
+The compiled board skips a single-item line of another group after a look at its
+key members, before decoding it, so each process decodes about its share of the
+log. A line naming several items is decided by each process for its own items, as
+key groups of one process decide it. Each output record carries its input order
+(record sequence, item index), so merging the processes' sorted outputs by it
+gives the bytes a single process writes.
 
 No record crosses processes: this is faster than a Bytewax cluster, whose workers
 would exchange the records of each batch (docs/performance.md, "Replay on every core").
@@ -106,11 +105,8 @@ def run_part(settings: ReplaySettings, group: int, processes: int) -> PartResult
     transitions, dead_letters = KeptLines(), KeptLines()
     counts: Counter[str] = Counter()
     inputs = ReplayInputs.from_paths(settings.automation, settings.events, settings.progress)
-    # The compiled board knows which skipped-at-reading lines were whose; the Python
-    # one decodes every line and reports whole-record rejections from group 0 only.
-    share = (group, processes) if settings.engine == "native" else None
     flow = build_flow(
-        ReplaySource(inputs, share=share),
+        ReplaySource(inputs),
         transitions,
         dead_letters,
         SummarySink(lambda summary: counts.update(summary.counts)),

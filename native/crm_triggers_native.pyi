@@ -55,6 +55,3 @@ class NativeBoard:
 def route_batch(
     keys: list[bytes | None] | None, raws: list[bytes | None], groups: int
 ) -> tuple[dict[int, list[int]], list[int]]: ...
-def own_lines(
-    block: bytes, first_line: int, group: int, groups: int
-) -> tuple[list[int], list[int], list[bytes], int]: ...

@@ -118,17 +118,6 @@ def route_batch(
     )
 
 
-def own_lines(
-    block: bytes, first_line: int, group: int, groups: int
-) -> tuple[list[int], list[int], list[bytes], int]:
-    """The lines of a block of whole lines that replay process `group` of `groups`
-    decides: (their places among the non-blank lines, their line numbers, the lines,
-    the count of non-blank lines). A line of a single item of another group is left
-    out after a look at its `tenant` and `item` members."""
-    assert _PROBLEM is None, _PROBLEM
-    return crm_triggers_native.own_lines(block, first_line, group, groups)
-
-
 def available() -> bool:
     """Whether the compiled module is installed (`make install` builds it) and matches."""
     return _PROBLEM is None

@@ -78,7 +78,6 @@ use vocabulary::{
 fn crm_triggers_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeBoard>()?;
     m.add_function(wrap_pyfunction!(route_batch, m)?)?;
-    m.add_function(wrap_pyfunction!(own_lines, m)?)?;
     vocabulary::register(m)?;
     Ok(())
 }
