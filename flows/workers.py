@@ -124,6 +124,8 @@ def merge_in_order(parts: list[Ordered]) -> list[bytes]:
 def _run_part_to_file(settings: ReplaySettings, group: int, processes: int, path: str) -> None:
     try:
         result: PartResult | BaseException = run_part(settings, group, processes)
+    except KeyboardInterrupt:
+        return  # Ctrl-C reaches every process of the group: the parent reports it
     except Exception as failed:  # handed to the parent, which raises it
         result = failed if _picklable(failed) else WorkerError(str(failed))
     with open(path, "wb") as out:

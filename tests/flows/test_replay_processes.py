@@ -193,3 +193,24 @@ def test_records_whose_item_takes_decoding_to_know(tmp_path: Path) -> None:
     for processes in (2, 3, 5):
         out, dlq, summary = _run(inputs, tmp_path, f"p{processes}", processes)
         assert (out, dlq, summary.counts) == (one_out, one_dlq, one.counts)
+
+
+def test_the_command_line_replays_on_every_core_by_default(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flows.cli import main
+
+    root = Path(__file__).resolve().parents[2] / "samples"
+    outputs = {}
+    for workers in ("1", "3", None):
+        out, dlq = tmp_path / f"{workers}.out", tmp_path / f"{workers}.dlq"
+        argv = ["replay", "--automation", str(root / "automation.jsonl")]
+        argv += ["--events", str(root / "events.jsonl"), "--out", str(out), "--dlq", str(dlq)]
+        argv += [] if workers is None else ["--workers", workers]
+        assert main(argv) == 0
+        outputs[workers] = (out.read_bytes(), dlq.read_bytes(), capsys.readouterr().err)
+    assert outputs["1"][0] and outputs["1"][1]
+    for workers in ("3", None):
+        assert outputs[workers][:2] == outputs["1"][:2]
+        # The summary's counts (its first lines) are the same; only the rate differs.
+        assert outputs[workers][2].splitlines()[:3] == outputs["1"][2].splitlines()[:3]
