@@ -224,9 +224,15 @@ class Board:
         return route_by_keys(keys, raws, groups)
 
     def decide_parcel(
-        self, raws: list[bytes | None], records: Sequence[Any] | None, group: int, groups: int
+        self,
+        raws: list[bytes | None],
+        records: Sequence[Any] | None,
+        group: int,
+        groups: int,
+        shared: bool = False,
     ) -> Outputs:
         """Decide event records of key group `group` in order (`state.engine.Engine`)."""
+        shared = shared and groups > 1
         decode, encode = self.decode, self.encode
         if decode is None or encode is None:
             raise TypeError("Board.decide_parcel needs the decode and encode functions")
@@ -244,7 +250,8 @@ class Board:
             if decoded_here:
                 event = NULL_RECORD if raw is None else decode(raw, max_bytes)
                 if type(event) is Rejection:
-                    out.dead_letters.append(Letter(index, 0, None, event))
+                    if not shared or group == 0:  # every worker rejects it; one reports it
+                        out.dead_letters.append(Letter(index, 0, None, event))
                     continue
             items = event.items
             if len(items) == 1:  # the common case, without the loop
@@ -252,7 +259,8 @@ class Board:
                 key = item_key(event.tenant, ref.entity, ref.id)
                 # Routed by its Kafka key, undecoded: the key may name another item.
                 if decoded_here and groups > 1 and key_group(key, groups) != group:
-                    out.dead_letters.append(Letter(index, 0, key, misrouted(key)))
+                    if not shared:
+                        out.dead_letters.append(Letter(index, 0, key, misrouted(key)))
                     continue
                 outcome = decide(event, ref, key)
                 if type(outcome) is Decided:

@@ -288,6 +288,28 @@ pub(crate) fn decode_event(raw: &[u8], at: Option<i64>) -> Option<Event<'_>> {
     Some(event)
 }
 
+/// The item key of a record that names a single item, as `decode_event` would read
+/// it, written into `out`; false when that takes more than a look at the key's members
+/// (several items, escapes, another shape): then only decoding tells.
+pub(crate) fn single_key(raw: &[u8], out: &mut String) -> bool {
+    let Ok(text) = std::str::from_utf8(raw) else {
+        return false;
+    };
+    let Some((tenant, item)) = scan::scan_key(text) else {
+        return false;
+    };
+    let tenant = match tenant {
+        None => Cow::Borrowed("default"),
+        Some(t) if !is_name(&t) => return false,
+        Some(t) => t,
+    };
+    let Some(r) = checked_ref(item) else {
+        return false;
+    };
+    write_key(out, &tenant, &r);
+    true
+}
+
 pub(crate) fn nonempty(text: Cow<'_, str>) -> Option<Cow<'_, str>> {
     if text.is_empty() {
         None
