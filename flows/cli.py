@@ -17,7 +17,7 @@ from typing import Any
 
 from bytewax.testing import run_main
 
-from connectors.jsonl import ReplayInputs
+from connectors.jsonl import ReplayInputs, check_outputs
 from connectors.kafka import admin_client, masked, topic_partitions
 from connectors.summary import Summary, print_summary
 from flows.explain import ExplainSettings
@@ -43,6 +43,7 @@ EXIT_INTERRUPTED = 130
 
 def replay(settings: ReplaySettings) -> int:
     inputs = ReplayInputs.from_paths(settings.automation, settings.events)
+    check_outputs(settings.outputs(), [*settings.automation, *settings.events])
     progress = sys.stderr.isatty() and inputs.total_bytes() >= PROGRESS_MIN_BYTES
     settings = dataclasses.replace(settings, progress=progress)
     result: list[Summary] = []
@@ -51,10 +52,23 @@ def replay(settings: ReplaySettings) -> int:
         result.append(summary)
         print_summary(summary)
 
-    run_main(replay_flow(settings, report))
+    try:
+        run_main(replay_flow(settings, report))
+    except Exception as failed:
+        raise project_error(failed) from None
     if settings.dlq is None and result and result[0].dead_letters:
         sys.stderr.write("note: dead letters were counted but not kept; use --dlq FILE\n")
     return 0
+
+
+def project_error(error: Exception) -> Exception:
+    """The project's own error inside what Bytewax raised (it wraps what a step raised)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, CrmTriggersError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return error
 
 
 def run(settings: LiveSettings) -> int:

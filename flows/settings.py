@@ -141,6 +141,10 @@ class ReplayFiles(Settings):
     )
     progress: bool = False
 
+    def outputs(self) -> dict[str, str | None]:
+        """Each output file by its option: checked at start (none may be an input)."""
+        return {"--out": self.out, "--dlq": self.dlq}
+
 
 @dataclass(frozen=True, repr=False)
 class ReplaySettings(EngineSettings, ReplayFiles):
