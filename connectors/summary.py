@@ -117,10 +117,13 @@ class SummarySink(FixedPartitionedSink[Counter[str], None]):
         report: Callable[[Summary], None] | None,
         progress: Callable[[str], None] | None = None,
         interval: float = 10.0,
+        observer: Callable[[Counter[str]], None] | None = None,
     ) -> None:
         self.report = report
         self.progress = progress
         self.interval = interval
+        self.observer = observer
+        """Shown every tally as it comes (the job's metrics), if given."""
         self.started = time.monotonic()
 
     def list_parts(self) -> list[str]:
@@ -145,8 +148,11 @@ class _SummaryPartition(StatefulSinkPartition[Counter[str], None]):
     def write_batch(self, values: list[Counter[str]]) -> None:
         if self.first_tally is None:
             self.first_tally = time.monotonic()
+        observe = self.sink.observer
         for tally in values:
             self.counts.update(tally)
+            if observe is not None:
+                observe(tally)
         if self.sink.progress is not None:
             self.dirty = True
             self._report_progress()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -18,8 +17,9 @@ from typing import Any
 from bytewax.testing import run_main
 
 from connectors.jsonl import ReplayInputs, check_outputs
-from connectors.kafka import admin_client, masked, topic_partitions
+from connectors.kafka import masked, reach, topic_partitions
 from connectors.summary import Summary, print_summary
+from flows import logs
 from flows.explain import ExplainSettings
 from flows.explain import run as explain
 from flows.kafka_commands import produce, tail, topics_create
@@ -72,13 +72,9 @@ def project_error(error: Exception) -> Exception:
 
 
 def run(settings: LiveSettings) -> int:
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.setup(settings.log_format)
     kafka, topics = settings.kafka, settings.topics
-    admin = admin_client(kafka)
+    admin = reach(kafka)
     for option, topic in zip(TOPIC_OPTIONS, topics.all(), strict=True):
         try:
             topic_partitions(admin, topic, kafka.brokers)
@@ -87,14 +83,23 @@ def run(settings: LiveSettings) -> int:
                 f"--{option.replace('_', '-')} ({env_name(option)}): {missing}"
             ) from None
     options = f" with {masked(kafka.options)}" if kafka.options else ""
-    sys.stderr.write(
-        f"crm-triggers: live on {kafka.brokers}{options}: "
+    metrics = f"; metrics on :{settings.metrics_port}" if settings.metrics_port is not None else ""
+    logs.notable(
+        "start",
+        f"live on {kafka.brokers}{options}: "
         f"{topics.events} + {topics.automation} -> {topics.transitions}, "
-        f"{topics.dead_letters}; recovery: {settings.recovery_dir or 'off'}\n"
+        f"{topics.dead_letters}; recovery: {settings.recovery_dir or 'off'}{metrics}",
+        brokers=kafka.brokers,
+        kafka_options=masked(kafka.options),
+        topics=dataclasses.asdict(topics),
+        recovery_dir=settings.recovery_dir,
+        key_groups=settings.key_groups,
+        metrics_port=settings.metrics_port,
     )
     from flows.live import run_live  # imports Bytewax's runtime only for this command
 
     run_live(settings)
+    logs.notable("stop", "stopped")
     return 0
 
 
@@ -187,6 +192,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     command: Command = args.run_command
+    logs.setup()
     try:
         return command.runs(command.settings.from_args(args, os.environ))
     except ConfigError as bad:

@@ -185,13 +185,19 @@ def parse_kafka_options(pairs: list[str], config_file: str | None) -> dict[str, 
                     options[key.strip()] = value.strip()
         except OSError as bad:
             raise ConfigError(f"{name}: cannot read {config_file}: {bad.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(
+                f"{name}: {config_file} is not a text file of KEY=VALUE lines (not UTF-8)"
+            ) from None
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            # Only the key is shown: the value may be a secret.
+            # Nothing of the value is shown, it may be a secret: only a name before ':' or ' '.
+            name = re.split(r"[:\s]", pair.strip(), maxsplit=1)[0]
+            shown = f"{name!r} " if name and name != pair.strip() else ""
             raise ConfigError(
                 f"--kafka-option ({env_name('kafka_options')}): expected KEY=VALUE, "
-                f"got {key.strip()!r} without '='"
+                f"got an option {shown}without '='"
             )
         options[key.strip()] = value.strip()
     for key, value in options.items():
@@ -282,6 +288,16 @@ class TopicSettings(Settings):
         )
 
 
+LOG_FORMATS = ("text", "json")
+
+
+def port_number(name: str, value: Any) -> int:
+    number = positive_int(name, value) if str(value).strip() != "0" else 0
+    if number > 65535:
+        raise ConfigError(f"{name}: expected a port number (0-65535), got {value!r}")
+    return number
+
+
 TOPIC_OPTIONS = ("events_topic", "automation_topic", "transitions_topic", "dead_letter_topic")
 START_FROM = ("beginning", "end")
 DEFAULT_SNAPSHOT_INTERVAL = 10
@@ -354,6 +370,18 @@ class RunOptions(Settings):
         "seconds between progress lines on stderr (default: {default})",
         metavar="SECONDS",
         read=seconds,
+    )
+    metrics_port: int | None = option(
+        None,
+        "serve Prometheus metrics on /metrics and health on /healthz and /readyz at this port "
+        "(default: off)",
+        metavar="PORT",
+        read=port_number,
+    )
+    log_format: str = option(
+        "text",
+        "log lines as text, or json (one object a line) for log shippers (default: {default})",
+        choices=LOG_FORMATS,
     )
 
     def check(self) -> None:
