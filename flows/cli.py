@@ -24,6 +24,7 @@ from flows.explain import ExplainSettings
 from flows.explain import run as explain
 from flows.kafka_commands import produce, tail, topics_create
 from flows.options import Settings, env_name
+from flows.recovery_store import recovery_store
 from flows.replay import replay_flow
 from flows.settings import (
     PROGRESS_MIN_BYTES,
@@ -73,6 +74,8 @@ def project_error(error: Exception) -> Exception:
 
 def run(settings: LiveSettings) -> int:
     logs.setup(settings.log_format)
+    if settings.recovery_dir is not None:
+        recovery_store(settings.recovery_dir, settings.key_groups)  # refused before anything
     kafka, topics = settings.kafka, settings.topics
     admin = reach(kafka)
     for option, topic in zip(TOPIC_OPTIONS, topics.all(), strict=True):

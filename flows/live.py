@@ -28,7 +28,7 @@ from connectors.kafka import KafkaSink, KafkaSource, Producers
 from connectors.summary import Summary, SummarySink, print_line, print_summary
 from flows import stop
 from flows.dataflow import FlowSettings, build_flow
-from flows.logs import progress_log
+from flows.logs import progress_log, summary_log
 from flows.metrics import JOB, JobMetrics, serve
 from flows.recovery_store import recovery_store
 from flows.runtime import LIVE_GC_YOUNG, tune_gc
@@ -110,7 +110,8 @@ def run_live(settings: LiveSettings) -> None:
     if settings.metrics_port is not None:
         metrics = JOB
         serve(metrics, settings.metrics_port)
-    flow = live_flow(settings, progress=progress_log, metrics=metrics)
+    final = print_summary if settings.log_format == "text" else summary_log
+    flow = live_flow(settings, progress=progress_log, final=final, metrics=metrics)
     stop.install()
     try:
         cli_main(

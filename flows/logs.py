@@ -19,6 +19,8 @@ from typing import Any
 
 import orjson
 
+from connectors.summary import Summary
+
 ROOT = "crm_triggers"
 FORMATS = ("text", "json")
 REPEAT_INTERVAL_S = 10.0
@@ -104,3 +106,16 @@ def notable(event: str, message: str, **fields: Any) -> None:
 def progress_log(line: str) -> None:
     """The running counts of a live job, as a log line (JSON with `--log-format json`)."""
     logging.getLogger(f"{ROOT}.progress").info(line, extra={"event": "progress"})
+
+
+def summary_log(summary: Summary) -> None:
+    """The final summary of a live job as one log event (with `--log-format json`)."""
+    counts = {key: value for key, value in sorted(summary.counts.items()) if value}
+    notable(
+        "summary",
+        f"events read {summary.events_read}, transitions {summary.counts['transition']}, "
+        f"dead letters {sum(summary.dead_letters.values())}",
+        counts=counts,
+        seconds=round(summary.seconds, 3),
+        balanced=summary.balanced(),
+    )

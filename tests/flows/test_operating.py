@@ -52,6 +52,19 @@ def test_a_recovery_dir_naming_a_file_is_one_line(
         recovery_store(str(file), 64)
 
 
+def test_run_with_a_recovery_dir_naming_a_file_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = tmp_path / "store"
+    file.write_bytes(b"x")
+    started = time.monotonic()
+    assert main(["run", "--brokers", UNREACHABLE, "--recovery-dir", str(file)]) == 2
+    err = capsys.readouterr().err
+    assert "is a file, not a folder" in err
+    assert "Traceback" not in err
+    assert time.monotonic() - started < 3  # refused before the cluster is asked
+
+
 # Kafka options and commands -------------------------------------------------------------------
 
 
