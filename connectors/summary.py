@@ -148,11 +148,13 @@ class _SummaryPartition(StatefulSinkPartition[Counter[str], None]):
     def write_batch(self, values: list[Counter[str]]) -> None:
         if self.first_tally is None:
             self.first_tally = time.monotonic()
-        observe = self.sink.observer
         for tally in values:
             self.counts.update(tally)
-            if observe is not None:
-                observe(tally)
+        if self.sink.observer is not None:
+            merged: Counter[str] = Counter()
+            for tally in values:
+                merged.update(tally)
+            self.sink.observer(merged)  # once per batch: a metric update is microseconds
         if self.sink.progress is not None:
             self.dirty = True
             self._report_progress()

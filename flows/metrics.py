@@ -100,36 +100,50 @@ class JobMetrics:
         self._caught_up = False
         self._items: dict[int, int] = {}
         self._topics = {"events_read": "events", "automation_read": "automation"}
+        self._targets: dict[str, list[Any]] = {}
 
     # Fed by the job ---------------------------------------------------------------------
 
     def name_topics(self, events: str, automation: str) -> None:
         self._topics = {"events_read": events, "automation_read": automation}
+        self._targets.clear()
 
     def add_tally(self, tally: Counter[str]) -> None:
-        """Counts of one batch of decisions (the summary sink's tallies)."""
+        """Counts of decisions (the summary sink's tallies, merged per batch it gets)."""
         for key, value in tally.items():
             if not value:
                 continue
-            if key in self._topics:
-                self.records_read.labels(self._topics[key]).inc(value)
-            elif key == "transition":
-                self.records_written.labels("transitions").inc(value)
-                self.decisions.labels("moved").inc(value)
-            elif key == "history":
-                self.records_written.labels("history").inc(value)
-            elif key in DECIDED_REASONS:
-                self.decisions.labels(key).inc(value)
-            elif key.startswith("dlq."):
-                self.dead_letters.labels("events", key[4:]).inc(value)
-                self.decisions.labels("dead_letter").inc(value)
-                self.records_written.labels("dead_letters").inc(value)
-            elif key.startswith("automation_dlq."):
-                self.dead_letters.labels("automation", key[15:]).inc(value)
-                self.records_written.labels("dead_letters").inc(value)
-            elif key == "automation_caught_up":
+            targets = self._targets.get(key)
+            if targets is None:
+                targets = self._targets[key] = self._targets_of(key)
+            for child in targets:
+                child.inc(value)
+            if key == "automation_caught_up":
                 self.caught_up.set(1)
                 self._caught_up = True
+
+    def _targets_of(self, key: str) -> list[Any]:
+        """The metric children a tally key adds to (looked up once per key: labels() is slow)."""
+        if key in self._topics:
+            return [self.records_read.labels(self._topics[key])]
+        if key == "transition":
+            return [self.records_written.labels("transitions"), self.decisions.labels("moved")]
+        if key == "history":
+            return [self.records_written.labels("history")]
+        if key in DECIDED_REASONS:
+            return [self.decisions.labels(key)]
+        if key.startswith("dlq."):
+            return [
+                self.dead_letters.labels("events", key[4:]),
+                self.decisions.labels("dead_letter"),
+                self.records_written.labels("dead_letters"),
+            ]
+        if key.startswith("automation_dlq."):
+            return [
+                self.dead_letters.labels("automation", key[15:]),
+                self.records_written.labels("dead_letters"),
+            ]
+        return []
 
     def cycle(self) -> None:
         """A worker polled its source: the job is alive (called every cycle: kept cheap)."""
