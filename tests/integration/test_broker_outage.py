@@ -1,8 +1,9 @@
 """A broker stopped and started again mid-run, on a broker of this test's own.
 
-Never the shared broker: this one runs on other ports (CRM_KAFKA_PORT and
-CRM_KAFKA_CONTROLLER_PORT, default 19092 and 19093) with its data under
-`.cache/kafka-faults` (CRM_KAFKA_HOME), so stopping it disturbs no other test.
+Never the shared broker: this one runs on two free ports of its own (given to
+scripts/kafka/broker.sh as CRM_KAFKA_PORT and CRM_KAFKA_CONTROLLER_PORT) with
+its data under `.cache/kafka-faults` (CRM_KAFKA_HOME), so stopping it disturbs
+no other test.
 """
 
 from __future__ import annotations
@@ -21,25 +22,27 @@ from connectors.kafka import KafkaSettings, Topics, create_topics, delete_topics
 from tests.conftest import Replay
 from tests.integration.conftest import BROKER_SCRIPT, REPO, StartJob, produce_lines
 from tests.integration.test_crash_resume import generated
-from tests.integration.test_stop_and_faults import assert_complete
+from tests.integration.test_stop_and_faults import assert_complete, free_port
 
 pytestmark = pytest.mark.integration
 
-PORT = os.environ.get("CRM_FAULTS_KAFKA_PORT", "19092")
-CONTROLLER_PORT = os.environ.get("CRM_FAULTS_KAFKA_CONTROLLER_PORT", "19093")
 OUTAGE_S = 20
 
 
 class OwnBroker:
+    """A broker on two free ports (or CRM_FAULTS_KAFKA_PORT and ..._CONTROLLER_PORT)."""
+
     def __init__(self) -> None:
+        port = os.environ.get("CRM_FAULTS_KAFKA_PORT") or str(free_port())
+        controller = os.environ.get("CRM_FAULTS_KAFKA_CONTROLLER_PORT") or str(free_port())
         self.env = {
             **os.environ,
-            "CRM_KAFKA_PORT": PORT,
-            "CRM_KAFKA_CONTROLLER_PORT": CONTROLLER_PORT,
+            "CRM_KAFKA_PORT": port,
+            "CRM_KAFKA_CONTROLLER_PORT": controller,
             "CRM_KAFKA_HOME": str(REPO / ".cache" / "kafka-faults"),
             "CRM_KAFKA_PYTHON": sys.executable,
         }
-        self.address = f"127.0.0.1:{PORT}"
+        self.address = f"127.0.0.1:{port}"
 
     def run(self, action: str) -> None:
         done = subprocess.run(
@@ -56,6 +59,7 @@ def own_broker() -> Iterator[OwnBroker]:
     ):
         pytest.skip("no java to run a broker of this test's own")
     broker = OwnBroker()
+    broker.run("stop")  # one left by an interrupted session, on other ports
     broker.run("start")
     yield broker
     broker.run("stop")
