@@ -53,6 +53,7 @@ def live_flow(
     topics = settings.topics
     if metrics is not None:
         metrics.name_topics(topics.events, topics.automation)
+    keep = settings.recovery_dir is not None if snapshots is None else snapshots
     return build_flow(
         KafkaSource(
             settings.kafka,
@@ -73,13 +74,14 @@ def live_flow(
             progress,
             settings.summary_interval,
             None if metrics is None else metrics.add_tally,
+            JOB.log_snapshot if keep else None,
         ),
         FlowSettings(
             key_groups=settings.key_groups,
             seen_window=settings.seen_window,
             max_record_bytes=settings.max_record_bytes,
             engine=settings.engine,
-            snapshots=settings.recovery_dir is not None if snapshots is None else snapshots,
+            snapshots=keep,
             await_automation=True,
         ),
     )

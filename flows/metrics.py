@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry, Gauge, Histogram, make_wsgi_app
 from prometheus_client import Counter as PromCounter
 
 from connectors.summary import DECIDED_REASONS
+from flows.logs import notable
 from state.errors import ConfigError
 
 STALL_AFTER_S = 60.0
@@ -101,6 +102,7 @@ class JobMetrics:
         self._items: dict[int, int] = {}
         self._topics = {"events_read": "events", "automation_read": "automation"}
         self._targets: dict[str, list[Any]] = {}
+        self._unlogged: list[float] = [0, 0, 0.0]  # groups, bytes, seconds since the last line
 
     # Fed by the job ---------------------------------------------------------------------
 
@@ -159,6 +161,23 @@ class JobMetrics:
     def snapshot_taken(self, size: int, seconds: float) -> None:
         self.snapshot_seconds.observe(seconds)
         self.snapshot_bytes.inc(size)
+        self._unlogged[0] += 1
+        self._unlogged[1] += size
+        self._unlogged[2] += seconds
+
+    def log_snapshot(self) -> None:
+        """One log line for the key groups snapshotted since the last (once per epoch)."""
+        groups, size, seconds = self._unlogged
+        if not groups:
+            return
+        self._unlogged = [0, 0, 0.0]
+        notable(
+            "snapshot",
+            f"snapshot: {int(groups)} key groups, {int(size):,} bytes in {seconds:.3f} s",
+            groups=int(groups),
+            bytes=int(size),
+            seconds=round(seconds, 4),
+        )
 
     def transitions_written(self, lines: Iterable[bytes]) -> None:
         """The latency of the last transition of a written batch (one per batch: cheap)."""

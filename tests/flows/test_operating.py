@@ -261,3 +261,17 @@ def test_ready_once_caught_up_and_live_while_cycles_run(monkeypatch: pytest.Monk
     assert call(app, "/healthz")[0].startswith("503")
     assert call(app, "/readyz")[0].startswith("503")
     assert b"crm_triggers_items_held 0.0" in call(app, "/metrics")[1]
+
+
+def test_a_snapshot_is_one_log_line_per_epoch(caplog: pytest.LogCaptureFixture) -> None:
+    metrics = JobMetrics()
+    logger = logging.getLogger("crm_triggers")
+    logger.propagate = True  # a run's setup() stops it; caplog listens at the root
+    with caplog.at_level(logging.INFO, logger="crm_triggers.job"):
+        for _ in range(64):
+            metrics.snapshot_taken(1000, 0.001)
+        metrics.log_snapshot()
+        metrics.log_snapshot()  # nothing new: no line
+    lines = [r for r in caplog.records if getattr(r, "event", None) == "snapshot"]
+    assert len(lines) == 1
+    assert lines[0].getMessage().startswith("snapshot: 64 key groups, 64,000 bytes")
