@@ -263,15 +263,20 @@ def test_ready_once_caught_up_and_live_while_cycles_run(monkeypatch: pytest.Monk
     assert b"crm_triggers_items_held 0.0" in call(app, "/metrics")[1]
 
 
-def test_a_snapshot_is_one_log_line_per_epoch(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_snapshot_is_one_log_line_per_epoch() -> None:
     metrics = JobMetrics()
-    logger = logging.getLogger("crm_triggers")
-    logger.propagate = True  # a run's setup() stops it; caplog listens at the root
-    with caplog.at_level(logging.INFO, logger="crm_triggers.job"):
+    seen: list[logging.LogRecord] = []
+    listener = logging.Handler()
+    listener.emit = seen.append  # type: ignore[method-assign]
+    job_log = logging.getLogger("crm_triggers.job")
+    job_log.addHandler(listener)
+    try:
         for _ in range(64):
             metrics.snapshot_taken(1000, 0.001)
         metrics.log_snapshot()
         metrics.log_snapshot()  # nothing new: no line
-    lines = [r for r in caplog.records if getattr(r, "event", None) == "snapshot"]
+    finally:
+        job_log.removeHandler(listener)
+    lines = [r for r in seen if getattr(r, "event", None) == "snapshot"]
     assert len(lines) == 1
     assert lines[0].getMessage().startswith("snapshot: 64 key groups, 64,000 bytes")
