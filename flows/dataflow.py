@@ -333,6 +333,7 @@ class GroupLogic(StatefulBatchLogic[Parcel, Decisions, bytes | None]):
             if parcel.stream == AUTOMATION_CAUGHT_UP:
                 if not self.ready:
                     self.ready = True
+                    metrics.JOB.automation_caught_up()  # each process: its readiness
                     now.extend(self.pending)
                     self.pending = []
                     caught_up = parcel.group == 0  # every group sees it; one reports it

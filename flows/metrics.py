@@ -121,8 +121,7 @@ class JobMetrics:
             for child in targets:
                 child.inc(value)
             if key == "automation_caught_up":
-                self.caught_up.set(1)
-                self._caught_up = True
+                self.automation_caught_up()
 
     def _targets_of(self, key: str) -> list[Any]:
         """The metric children a tally key adds to (looked up once per key: labels() is slow)."""
@@ -146,6 +145,11 @@ class JobMetrics:
                 self.records_written.labels("dead_letters"),
             ]
         return []
+
+    def automation_caught_up(self) -> None:
+        """Events are decided from now on (a key group of this process saw the marker)."""
+        self.caught_up.set(1)
+        self._caught_up = True
 
     def cycle(self) -> None:
         """A worker polled its source: the job is alive (called every cycle: kept cheap)."""
