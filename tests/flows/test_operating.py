@@ -52,6 +52,20 @@ def test_a_recovery_dir_naming_a_file_is_one_line(
         recovery_store(str(file), 64)
 
 
+def test_run_resuming_a_store_with_other_key_groups_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = str(tmp_path / "store")
+    recovery_store(store, 64)  # as a first run with the default made it
+    started = time.monotonic()
+    code = main(["run", "--brokers", UNREACHABLE, "--recovery-dir", store, "--key-groups", "8"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "made with --key-groups 64, which is fixed for the life of a store" in err
+    assert "Traceback" not in err
+    assert time.monotonic() - started < 3  # refused before the cluster is asked
+
+
 def test_run_with_a_recovery_dir_naming_a_file_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
