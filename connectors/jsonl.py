@@ -10,8 +10,10 @@ import gzip
 import heapq
 import io
 import os
+import stat
 import sys
 import time
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,26 +27,126 @@ from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 from connectors.raw import AUTOMATION, EVENTS, RawBatch
 from state.errors import ConfigError
 
+
+class UnreadableInputError(ConfigError):
+    """An input turned out unreadable while it was read (damaged gzip, an I/O error).
+
+    A ConfigError: the command exits 2 with one line, as for a file missing at start.
+    """
+
+
 BATCH_SIZE = 4096
 STDIO = "-"
 SUFFIXES = (".jsonl", ".jsonl.gz")
 
 
 def expand(path: str) -> list[str]:
-    """The files an input names, in reading order; ConfigError if it cannot be read."""
+    """The files an input names, in reading order; ConfigError if it cannot be read.
+
+    A folder gives its `.jsonl` and `.jsonl.gz` files; a FIFO or a device (`/dev/null`)
+    is read as a stream. Each regular file is opened and its first bytes read now, so
+    an unreadable file (permissions, `/proc/self/mem`, a `.gz` that is not gzip) stops
+    the run before anything is written.
+    """
     if path == STDIO:
         return [STDIO]
     p = Path(path)
-    if p.is_dir():
-        files = sorted(str(f) for f in p.iterdir() if f.is_file() and f.name.endswith(SUFFIXES))
+    try:
+        mode = p.stat().st_mode
+    except OSError as bad:
+        if isinstance(bad, FileNotFoundError | NotADirectoryError):
+            raise ConfigError(f"{path}: no such file or folder") from None
+        raise ConfigError(f"{path}: cannot read: {bad.strerror}") from None
+    if stat.S_ISDIR(mode):
+        try:
+            found = sorted(p.iterdir())
+        except OSError as bad:
+            raise ConfigError(f"{path}: cannot read the folder: {bad.strerror}") from None
+        files = [str(f) for f in found if f.name.endswith(SUFFIXES) and not f.is_dir()]
         if not files:
             raise ConfigError(f"{path}: folder has no .jsonl or .jsonl.gz files")
+        for file in files:
+            _check_readable(file)
         return files
-    if not p.is_file():
-        raise ConfigError(f"{path}: no such file or folder")
-    if not os.access(p, os.R_OK):
-        raise ConfigError(f"{path}: file is not readable")
+    _check_readable(path)
     return [path]
+
+
+def _check_readable(path: str) -> None:
+    """ConfigError unless the first bytes of a regular file can be read (streams are not
+    touched: what is read from them now would be lost)."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return
+        with _open(path) as stream:
+            stream.read(1)
+    except READ_ERRORS as bad:
+        raise ConfigError(f"{path}: cannot read: {_reason(bad)}") from None
+
+
+def _reason(error: BaseException) -> str:
+    """Why a file could not be read, in a few words."""
+    if isinstance(error, gzip.BadGzipFile):
+        return "not a gzip file"
+    if isinstance(error, EOFError):
+        return "the gzip data is truncated"
+    if isinstance(error, zlib.error):
+        return f"the gzip data is damaged ({error})"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error) or type(error).__name__
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return (found.st_dev, found.st_ino) if stat.S_ISREG(found.st_mode) else None
+
+
+def check_outputs(outputs: dict[str, str | None], inputs: Iterable[str]) -> None:
+    """ConfigError unless each output file can be written and is none of the inputs.
+
+    `outputs` maps each option (`--out`) to its path (None: not written, `-`: stdout).
+    Writing starts by emptying the file, so an output that is an input (or another
+    output) would be wiped before it is read; it is refused, as `cp` refuses it.
+    """
+    read: dict[tuple[int, int], str] = {}
+    for path in inputs:
+        files = [path] if path == STDIO else expand(path)
+        for file in files:
+            identity = _identity(file)
+            if identity is not None:
+                read.setdefault(identity, file)
+    written: dict[tuple[int, int], str] = {}
+    for option, given in outputs.items():
+        if given is None or given == STDIO:
+            continue
+        path = given
+        target = Path(path)
+        if target.is_dir():
+            raise ConfigError(f"{option} {path}: is a folder; give a file name")
+        folder = target.parent
+        if not folder.is_dir():
+            raise ConfigError(f"{option} {path}: folder {str(folder)!r} does not exist")
+        identity = _identity(path)
+        if identity is not None and identity in read:
+            raise ConfigError(
+                f"{option} {path}: is the input {read[identity]}; writing it would wipe it"
+            )
+        if identity is not None and identity in written:
+            raise ConfigError(f"{option} {path}: is also {written[identity]}")
+        try:
+            with open(path, "ab"):
+                pass  # created if missing, never emptied here
+        except OSError as bad:
+            raise ConfigError(f"{option} {path}: cannot write: {_reason(bad)}") from None
+        identity = _identity(path)
+        if identity is not None:
+            if identity in written:
+                raise ConfigError(f"{option} {path}: is also {written[identity]}")
+            written[identity] = f"{option} {path}"
 
 
 def _open(path: str) -> IO[bytes]:
@@ -59,9 +161,10 @@ def read_lines(paths: list[str], skip: int = 0) -> Iterator[tuple[str, int, byte
     """(file, line number, line) of every non-blank line, after the first `skip` of them.
 
     The same lines as `read_line_blocks`, one at a time (for merging several inputs).
+    UnreadableInputError if a file cannot be read to its end.
     """
     for path in paths:
-        stream = _open(path)
+        stream = _open_for_reading(path)
         try:
             for number, line in enumerate(stream, 1):
                 line = line.rstrip(b"\r\n")
@@ -71,9 +174,22 @@ def read_lines(paths: list[str], skip: int = 0) -> Iterator[tuple[str, int, byte
                     skip -= 1
                     continue
                 yield path, number, line
+        except READ_ERRORS as bad:
+            raise UnreadableInputError(f"{path}: cannot read: {_reason(bad)}") from None
         finally:
             if path != STDIO:
                 stream.close()
+
+
+READ_ERRORS = (OSError, EOFError, zlib.error)
+"""What reading a file or its gzip stream raises when the file is damaged or unreadable."""
+
+
+def _open_for_reading(path: str) -> IO[bytes]:
+    try:
+        return _open(path)
+    except READ_ERRORS as bad:
+        raise UnreadableInputError(f"{path}: cannot read: {_reason(bad)}") from None
 
 
 BLOCK_BYTES = 1 << 20
@@ -89,7 +205,7 @@ def read_line_blocks(
     data arrives, so that a pipe's lines are not held back for a full block.
     """
     for path in paths:
-        stream = _open(path)
+        stream = _open_for_reading(path)
         read = stream.read1 if path == STDIO else stream.read  # type: ignore[attr-defined]
         number = 0
         tail = b""
@@ -109,6 +225,8 @@ def read_line_blocks(
                     yield (path, *_kept(lines, first, returns))
                 if not chunk:
                     break
+        except READ_ERRORS as bad:
+            raise UnreadableInputError(f"{path}: cannot read: {_reason(bad)}") from None
         finally:
             if path != STDIO:
                 stream.close()

@@ -118,10 +118,16 @@ class SummarySink(FixedPartitionedSink[Counter[str], None]):
         report: Callable[[Summary], None] | None,
         progress: Callable[[str], None] | None = None,
         interval: float = 10.0,
+        observer: Callable[[Counter[str]], None] | None = None,
+        epoch: Callable[[], None] | None = None,
     ) -> None:
         self.report = report
         self.progress = progress
         self.interval = interval
+        self.observer = observer
+        """Shown every tally as it comes (the job's metrics), if given."""
+        self.epoch = epoch
+        """Called at the end of each epoch that brought tallies (the snapshot's log line)."""
         self.started = time.monotonic()
 
     def list_parts(self) -> list[str]:
@@ -148,6 +154,11 @@ class _SummaryPartition(StatefulSinkPartition[Counter[str], None]):
             self.first_tally = time.monotonic()
         for tally in values:
             self.counts.update(tally)
+        if self.sink.observer is not None:
+            merged: Counter[str] = Counter()
+            for tally in values:
+                merged.update(tally)
+            self.sink.observer(merged)  # once per batch: a metric update is microseconds
         if self.sink.progress is not None:
             self.dirty = True
             self._report_progress()
@@ -169,6 +180,8 @@ class _SummaryPartition(StatefulSinkPartition[Counter[str], None]):
         # Called at the end of each epoch this partition was written in: the last
         # chance to show that epoch's counts if nothing follows them.
         self._report_progress(force=True)
+        if self.sink.epoch is not None:
+            self.sink.epoch()
 
     def close(self) -> None:
         self._report_progress(force=True)

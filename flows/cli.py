@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -17,13 +16,15 @@ from typing import Any
 
 from bytewax.testing import run_main
 
-from connectors.jsonl import ReplayInputs
-from connectors.kafka import admin_client, masked, topic_partitions
+from connectors.jsonl import ReplayInputs, check_outputs
+from connectors.kafka import masked, reach, topic_partitions
 from connectors.summary import Summary, print_summary
+from flows import logs
 from flows.explain import ExplainSettings
 from flows.explain import run as explain
 from flows.kafka_commands import produce, tail, topics_create
 from flows.options import Settings, env_name
+from flows.recovery_store import recovery_store
 from flows.replay import replay_flow
 from flows.settings import (
     PROGRESS_MIN_BYTES,
@@ -44,6 +45,7 @@ EXIT_INTERRUPTED = 130
 
 def replay(settings: ReplaySettings) -> int:
     inputs = ReplayInputs.from_paths(settings.automation, settings.events)
+    check_outputs(settings.outputs(), [*settings.automation, *settings.events])
     progress = sys.stderr.isatty() and inputs.total_bytes() >= PROGRESS_MIN_BYTES
     settings = dataclasses.replace(settings, progress=progress)
     result: list[Summary] = []
@@ -52,23 +54,34 @@ def replay(settings: ReplaySettings) -> int:
         result.append(summary)
         print_summary(summary)
 
-    if settings.processes > 1:
-        replay_in_processes(settings, settings.processes, report)
-    else:
-        run_main(replay_flow(settings, report))
+    try:
+        if settings.processes > 1:
+            replay_in_processes(settings, settings.processes, report)
+        else:
+            run_main(replay_flow(settings, report))
+    except Exception as failed:
+        raise project_error(failed) from None
     if settings.dlq is None and result and result[0].dead_letters:
         sys.stderr.write("note: dead letters were counted but not kept; use --dlq FILE\n")
     return 0
 
 
+def project_error(error: Exception) -> Exception:
+    """The project's own error inside what Bytewax raised (it wraps what a step raised)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, CrmTriggersError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return error
+
+
 def run(settings: LiveSettings) -> int:
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.setup(settings.log_format)
+    if settings.recovery_dir is not None:
+        recovery_store(settings.recovery_dir, settings.key_groups)  # refused before anything
     kafka, topics = settings.kafka, settings.topics
-    admin = admin_client(kafka)
+    admin = reach(kafka)
     for option, topic in zip(TOPIC_OPTIONS, topics.all(), strict=True):
         try:
             topic_partitions(admin, topic, kafka.brokers)
@@ -77,14 +90,24 @@ def run(settings: LiveSettings) -> int:
                 f"--{option.replace('_', '-')} ({env_name(option)}): {missing}"
             ) from None
     options = f" with {masked(kafka.options)}" if kafka.options else ""
-    sys.stderr.write(
-        f"crm-triggers: live on {kafka.brokers}{options}: "
+    metrics = f"; metrics on :{settings.metrics_port}" if settings.metrics_port is not None else ""
+    logs.notable(
+        "start",
+        f"live on {kafka.brokers}{options}: "
         f"{topics.events} + {topics.automation} -> {topics.transitions}, "
-        f"{topics.history}, {topics.dead_letters}; recovery: {settings.recovery_dir or 'off'}\n"
+        f"{topics.history}, {topics.dead_letters}; "
+        f"recovery: {settings.recovery_dir or 'off'}{metrics}",
+        brokers=kafka.brokers,
+        kafka_options=masked(kafka.options),
+        topics=dataclasses.asdict(topics),
+        recovery_dir=settings.recovery_dir,
+        key_groups=settings.key_groups,
+        metrics_port=settings.metrics_port,
     )
     from flows.live import run_live  # imports Bytewax's runtime only for this command
 
     run_live(settings)
+    logs.notable("stop", "stopped")
     return 0
 
 
@@ -177,6 +200,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     command: Command = args.run_command
+    logs.setup()
     try:
         return command.runs(command.settings.from_args(args, os.environ))
     except ConfigError as bad:

@@ -18,6 +18,7 @@ as raw bytes and is decoded again on the other side.
 from __future__ import annotations
 
 import pickle
+import time
 from bisect import insort
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -41,6 +42,7 @@ from connectors.records import (
     transition_json,
 )
 from connectors.tombstones import tombstone_record
+from flows import metrics
 from state.board import DEFAULT_SEEN_WINDOW, Board
 from state.engine import Engine, key_group
 from state.model import NULL_RECORD, Rejection, item_key
@@ -374,6 +376,7 @@ class GroupLogic(StatefulBatchLogic[Parcel, Decisions, bytes | None]):
             if parcel.stream == AUTOMATION_CAUGHT_UP:
                 if not self.ready:
                     self.ready = True
+                    metrics.JOB.automation_caught_up()  # each process: its readiness
                     now.extend(self.pending)
                     self.pending = []
                     caught_up = parcel.group == 0  # every group sees it; one reports it
@@ -384,11 +387,15 @@ class GroupLogic(StatefulBatchLogic[Parcel, Decisions, bytes | None]):
         return now, caught_up
 
     def snapshot(self) -> bytes | None:
+        metrics.JOB.group_items(id(self), len(self.board))  # sampled once per epoch
         if not self.settings.snapshots:
             # Bytewax asks for snapshots at every epoch even without recovery.
             return None
         # Pickled now: the board keeps changing after this returns.
-        return pickle.dumps((self.board, self.pending), protocol=pickle.HIGHEST_PROTOCOL)
+        started = time.perf_counter()
+        data = pickle.dumps((self.board, self.pending), protocol=pickle.HIGHEST_PROTOCOL)
+        metrics.JOB.snapshot_taken(len(data), time.perf_counter() - started)
+        return data
 
 
 def decide_parcels(board: Engine, parcels: list[Parcel], settings: FlowSettings) -> Decisions:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator
 
@@ -12,6 +13,7 @@ from connectors.kafka import (
     create_topics,
     is_compacted,
     produce_records,
+    reach,
     read_topic,
     record_key,
     topic_plans,
@@ -27,6 +29,7 @@ def topics_create(settings: TopicsCreateSettings) -> int:
 
 
 def produce(settings: ProduceSettings) -> int:
+    reach(settings.kafka)
     records: Iterator[tuple[bytes | None, bytes | None]]
     if settings.tombstone or settings.file is None:  # one of them is given (ProduceSettings)
         records = iter([(key.encode(), None) for key in settings.tombstone])
@@ -86,9 +89,19 @@ def describe(value: bytes | None) -> str:
     return value.decode("utf-8", "replace")
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def visible(line: str) -> str:
+    """The line with control characters escaped (`\\x1b`): a record cannot move the cursor,
+    clear the screen or hide text in a terminal."""
+    return _CONTROL.sub(lambda found: repr(found.group())[1:-1], line)
+
+
 def tail(settings: TailSettings) -> int:
     if settings.max is not None and settings.max < 1:
         return 0
+    reach(settings.kafka)
     messages = read_topic(
         settings.kafka,
         settings.topic,
@@ -98,7 +111,7 @@ def tail(settings: TailSettings) -> int:
     for shown, message in enumerate(messages, 1):
         value = message.value()
         line = (value or b"").decode("utf-8", "replace") if settings.raw else describe(value)
-        sys.stdout.write(line + "\n")
+        sys.stdout.write(visible(line) + "\n")
         sys.stdout.flush()
         if settings.max is not None and shown >= settings.max:
             break

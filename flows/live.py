@@ -17,12 +17,9 @@ first with `python -m bytewax.recovery DIR PARTITIONS`):
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from collections.abc import Callable, Mapping
 from datetime import timedelta
-from pathlib import Path
-from typing import Any
 
 from bytewax._bytewax import cli_main
 from bytewax.dataflow import Dataflow
@@ -30,7 +27,11 @@ from bytewax.recovery import RecoveryConfig, init_db_dir
 
 from connectors.kafka import KafkaSink, KafkaSource, Producers
 from connectors.summary import Summary, SummarySink, print_line, print_summary
+from flows import stop
 from flows.dataflow import FlowSettings, build_flow
+from flows.logs import progress_log, summary_log
+from flows.metrics import JOB, JobMetrics, serve
+from flows.recovery_store import recovery_store
 from flows.runtime import LIVE_GC_YOUNG, tune_gc
 from flows.settings import LiveSettings
 from state.errors import CrmTriggersError
@@ -41,11 +42,19 @@ def live_flow(
     progress: Callable[[str], None] = print_line,
     final: Callable[[Summary], None] | None = print_summary,
     snapshots: bool | None = None,
+    metrics: JobMetrics | None = None,
 ) -> Dataflow:
-    """The live job; `snapshots` (default: when a recovery directory is set) keeps state."""
+    """The live job; `snapshots` (default: when a recovery directory is set) keeps state.
+
+    With `metrics`, the job feeds them (see `flows.metrics`); the source stops, as at
+    the end of its input, once a stop is requested (`flows.stop`).
+    """
     tune_gc(young=LIVE_GC_YOUNG)
     producers = Producers(settings.kafka)
     topics = settings.topics
+    if metrics is not None:
+        metrics.name_topics(topics.events, topics.automation)
+    keep = settings.recovery_dir is not None if snapshots is None else snapshots
     return build_flow(
         KafkaSource(
             settings.kafka,
@@ -55,17 +64,27 @@ def live_flow(
             until_end=settings.until_end,
             start_at_end=settings.start_from == "end",
             cycle_ms=settings.cycle_ms,
+            observer=metrics,
+            stop=stop.requested,
         ),
-        KafkaSink(producers, topics.transitions),
+        KafkaSink(
+            producers, topics.transitions, None if metrics is None else metrics.transitions_written
+        ),
         KafkaSink(producers, topics.dead_letters),
-        SummarySink(final, progress, settings.summary_interval),
+        SummarySink(
+            final,
+            progress,
+            settings.summary_interval,
+            None if metrics is None else metrics.add_tally,
+            JOB.log_snapshot if keep else None,
+        ),
         FlowSettings(
             history=True,
             key_groups=settings.key_groups,
             seen_window=settings.seen_window,
             max_record_bytes=settings.max_record_bytes,
             engine=settings.engine,
-            snapshots=settings.recovery_dir is not None if snapshots is None else snapshots,
+            snapshots=keep,
             await_automation=True,
         ),
         history=KafkaSink(producers, topics.history),
@@ -73,12 +92,15 @@ def live_flow(
 
 
 def recovery_config(settings: LiveSettings) -> RecoveryConfig | None:
-    """The recovery store of a run; an empty or missing directory is made one first."""
+    """The recovery store of a run; an empty or missing directory is made one first.
+
+    The store records the `--key-groups` it was made with (they decide which group
+    owns an item); resuming it with another count is refused (`recovery_store`).
+    """
     if settings.recovery_dir is None:
         return None
-    folder = Path(settings.recovery_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    if not any(folder.iterdir()):
+    folder = recovery_store(settings.recovery_dir, settings.key_groups)
+    if not any(p.name.endswith(".sqlite3") for p in folder.iterdir()):
         init_db_dir(folder, settings.recovery_partitions)
     return RecoveryConfig(str(folder), timedelta(seconds=settings.backup_interval))
 
@@ -86,10 +108,17 @@ def recovery_config(settings: LiveSettings) -> RecoveryConfig | None:
 def run_live(settings: LiveSettings) -> None:
     """Run the live job in this process (one of a cluster with process_id and addresses).
 
-    SIGTERM stops it like Ctrl-C (KeyboardInterrupt): Bytewax shuts every worker down.
+    SIGINT or SIGTERM stops it cleanly: the sources end as at the end of their input,
+    the sinks flush, the last snapshot is written (with recovery) and the summary
+    printed. A second signal exits at once (130), as a crash would.
     """
-    flow = live_flow(settings, final=print_summary if settings.until_end else None)
-    signal.signal(signal.SIGTERM, _interrupt)
+    metrics = None
+    if settings.metrics_port is not None:
+        metrics = JOB
+        serve(metrics, settings.metrics_port)
+    final = print_summary if settings.log_format == "text" else summary_log
+    flow = live_flow(settings, progress=progress_log, final=final, metrics=metrics)
+    stop.install()
     try:
         cli_main(
             flow,
@@ -117,10 +146,6 @@ def _first_cause(error: BaseException) -> BaseException | None:
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
 
 
 def _bytewax_recovery_requested(argv: list[str], env: Mapping[str, str]) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -148,6 +149,22 @@ class ReplayFiles(Settings):
     )
     progress: bool = False
 
+    def outputs(self) -> dict[str, str | None]:
+        """Each output file by its option: checked at start (none may be an input)."""
+        return {"--out": self.out, "--dlq": self.dlq, "--history": self.history}
+
+
+def _rereadable(path: str) -> bool:
+    """Whether every process of a replay can read `path` itself: a file or a folder, not
+    standard input, a FIFO or a device, which give their bytes once."""
+    if path == "-":
+        return False
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return True  # reported as unreadable by the reader, with its one line
+    return stat.S_ISREG(mode) or stat.S_ISDIR(mode)
+
 
 def cores() -> int:
     """The cores this process may run on."""
@@ -162,7 +179,8 @@ class ReplayWorkers(Settings):
     workers: int = option(
         0,
         "processes deciding the replay, each the items of its own share, output as one "
-        "process writes it (default: 0, one per core; 1 with a standard input)",
+        "process writes it (default: 0, one per core; 1 when an input is standard input "
+        "or a FIFO)",
         metavar="N",
         read=non_negative_int,
     )
@@ -175,8 +193,8 @@ class ReplaySettings(EngineSettings, ReplayWorkers, ReplayFiles):
     @property
     def processes(self) -> int:
         """How many processes decide this replay: one per core unless `workers` says;
-        one when an input is standard input, which only one process can read."""
-        if "-" in (*self.automation, *self.events):
+        one when an input is standard input, a FIFO or a device, which give their bytes once."""
+        if not all(map(_rereadable, (*self.automation, *self.events))):
             return 1
         return self.workers or cores()
 
@@ -215,13 +233,19 @@ def parse_kafka_options(pairs: list[str], config_file: str | None) -> dict[str, 
                     options[key.strip()] = value.strip()
         except OSError as bad:
             raise ConfigError(f"{name}: cannot read {config_file}: {bad.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(
+                f"{name}: {config_file} is not a text file of KEY=VALUE lines (not UTF-8)"
+            ) from None
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            # Only the key is shown: the value may be a secret.
+            # Nothing of the value is shown, it may be a secret: only a name before ':' or ' '.
+            name = re.split(r"[:\s]", pair.strip(), maxsplit=1)[0]
+            shown = f"{name!r} " if name and name != pair.strip() else ""
             raise ConfigError(
                 f"--kafka-option ({env_name('kafka_options')}): expected KEY=VALUE, "
-                f"got {key.strip()!r} without '='"
+                f"got an option {shown}without '='"
             )
         options[key.strip()] = value.strip()
     for key, value in options.items():
@@ -322,6 +346,16 @@ class TopicSettings(Settings):
         )
 
 
+LOG_FORMATS = ("text", "json")
+
+
+def port_number(name: str, value: Any) -> int:
+    number = positive_int(name, value) if str(value).strip() != "0" else 0
+    if number > 65535:
+        raise ConfigError(f"{name}: expected a port number (0-65535), got {value!r}")
+    return number
+
+
 TOPIC_OPTIONS = (
     "events_topic",
     "automation_topic",
@@ -408,6 +442,18 @@ class RunOptions(Settings):
         "seconds between progress lines on stderr (default: {default})",
         metavar="SECONDS",
         read=seconds,
+    )
+    metrics_port: int | None = option(
+        None,
+        "serve Prometheus metrics on /metrics and health on /healthz and /readyz at this port "
+        "(default: off)",
+        metavar="PORT",
+        read=port_number,
+    )
+    log_format: str = option(
+        "text",
+        "log lines as text, or json (one object a line) for log shippers (default: {default})",
+        choices=LOG_FORMATS,
     )
 
     def check(self) -> None:

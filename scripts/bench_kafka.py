@@ -1,6 +1,6 @@
 """Kafka to Kafka benchmark: the live job against a plain loop, a cluster, recovery, latency.
 
-    python scripts/bench_kafka.py [bench|cluster|recovery|latency|all]
+    python scripts/bench_kafka.py [bench|cluster|recovery|latency|metrics|all]
                                   [--events 1000000] [--items 100000] [--runs 1]
                                   [--partitions N] [--brokers HOST:PORT] [--keep-topics]
                                   [--key-groups N] [--rate EVENTS_PER_S] [--warmup 10]
@@ -29,7 +29,9 @@ measures, alternating run by run, each job writing to fresh output topics:
   (the job's produce call) is joined by event id to its event's (this script's
   produce call). Transitions of events produced in the first --warmup seconds
   are left out;
-- all: the four in that order, on one set of input topics.
+- metrics: the one-process job without metrics against `--metrics-port`, its
+  /metrics read every second meanwhile (the cost of the metrics, target 3%);
+- all: the five in that order, on one set of input topics.
 
 Throughput is timed from process start to exit: startup and reading the
 automation topic are included. The job's own count of its processing window
@@ -52,7 +54,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -547,6 +551,55 @@ def _folder_bytes(folder: Path) -> int:
     return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
 
 
+# Mode: metrics on against off ---------------------------------------------------------------
+
+
+def bench_metrics(bench: Bench) -> None:
+    """The one-process job without metrics and with `--metrics-port`, scraped every second."""
+    args, brokers, events = bench.args, bench.brokers, bench.events
+    rates: dict[str, list[float]] = {"metrics off": [], "metrics on": []}
+    commands: dict[str, list[str]] = {}
+    for run in range(1, args.runs + 1):
+        walls = {}
+        for name in rates:
+            (port,) = free_ports(1)
+            extra = ["--metrics-port", str(port)] if name == "metrics on" else []
+            command = job_command(brokers, bench.fresh("met"), args.key_groups, extra)
+            scraping = threading.Event()
+            scraper = threading.Thread(target=_scrape, args=(port, scraping), daemon=True)
+            if extra:
+                scraper.start()
+            walls[name], _ = timed(command)
+            scraping.set()
+            commands[name] = command
+            rates[name].append(events / walls[name])
+            print(
+                f"run {run}: {name}: {events / walls[name]:,.0f} events/s ({walls[name]:.1f} s)",
+                flush=True,
+            )
+    ratios = [on / off for on, off in zip(rates["metrics on"], rates["metrics off"], strict=True)]
+    print()
+    print(f"metrics, {events:,} events, one process, process start to exit, alternated:")
+    for name, measured in rates.items():
+        print(f"  {name}: {statistics.median(measured):,.0f} events/s")
+        print("    reproduce: " + quoted(commands[name]))
+    ratio = statistics.median(ratios)
+    print(
+        f"  on/off {ratio:.3f} (cost {1 - ratio:.1%}; runs {', '.join(f'{r:.3f}' for r in ratios)})"
+    )
+    print("  (target: cost at most 3%)", flush=True)
+
+
+def _scrape(port: int, done: threading.Event) -> None:
+    """Read /metrics every second while the job runs, as Prometheus would."""
+    while not done.wait(1.0):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as page:
+                page.read()
+        except OSError:
+            continue
+
+
 # Mode: end-to-end latency at a fixed offered rate ---------------------------------------
 
 
@@ -807,7 +860,8 @@ MODES = {
     "cluster": (bench_cluster,),
     "recovery": (bench_recovery,),
     "latency": (bench_latency,),
-    "all": (bench_baseline, bench_cluster, bench_recovery, bench_latency),
+    "metrics": (bench_metrics,),
+    "all": (bench_baseline, bench_cluster, bench_recovery, bench_latency, bench_metrics),
 }
 
 

@@ -20,6 +20,7 @@ from connectors.kafka.admin import (
     create_topics,
     delete_topics,
     is_compacted,
+    reach,
     topic_partitions,
     topic_plans,
 )
@@ -102,6 +103,7 @@ __all__ = [
     "print_line",
     "produce_records",
     "progress_line",
+    "reach",
     "read_topic",
     "record_key",
     "tombstone_record",

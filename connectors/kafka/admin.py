@@ -24,6 +24,25 @@ def admin_client(kafka: KafkaSettings) -> AdminClient:
         raise ConfigError(f"Kafka options {masked(kafka.options)}: {bad.args[0]}") from None
 
 
+REACH_TIMEOUT_S = 5.0
+"""How long a command for people waits for the cluster before it says it cannot reach it."""
+
+
+def reach(kafka: KafkaSettings, timeout: float = REACH_TIMEOUT_S) -> AdminClient:
+    """An admin client of a cluster that answered; ConfigError (one line) if none did."""
+    admin = admin_client(kafka)
+    try:
+        admin.list_topics(timeout=timeout)
+    except KafkaException as bad:
+        error = bad.args[0]
+        why = error.str() if isinstance(error, KafkaError) else str(error)
+        raise ConfigError(
+            f"--brokers {kafka.brokers}: cannot reach the Kafka cluster within {timeout:g} s "
+            f"({why}); is it running, and is the address right?"
+        ) from None
+    return admin
+
+
 def topic_partitions(
     admin: AdminClient, topic: str, brokers: str, kind: type[CrmTriggersError] = SourceError
 ) -> list[int]:
@@ -81,7 +100,7 @@ def create_topics(
     kafka: KafkaSettings, plans: list[TopicPlan], replication_factor: int = -1
 ) -> list[str]:
     """Create the topics that do not exist yet; one line per topic saying what happened."""
-    admin = admin_client(kafka)
+    admin = reach(kafka)
     futures = admin.create_topics(
         [NewTopic(p.name, p.partitions, replication_factor, config=dict(p.config)) for p in plans],
         operation_timeout=METADATA_TIMEOUT_S,

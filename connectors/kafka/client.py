@@ -9,6 +9,7 @@ client: transient errors are logged, permanent ones kept to be raised.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
@@ -21,6 +22,8 @@ from confluent_kafka import (
 from state.errors import SourceError
 
 log = logging.getLogger("crm_triggers.kafka")
+librdkafka_log = logging.getLogger("crm_triggers.librdkafka")
+"""librdkafka's own log lines go through Python's logging (throttled there), not to stderr."""
 
 
 METADATA_TIMEOUT_S = 15.0
@@ -55,6 +58,10 @@ _PERMANENT_ERRORS = frozenset(
         KafkaError.SASL_AUTHENTICATION_FAILED,
     }
 )
+
+
+_CONNECTION_ERRORS = frozenset({KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN})
+"""Errors that mean the brokers cannot be reached (yet): the client retries on its own."""
 
 
 class KafkaMessage(Protocol):
@@ -100,7 +107,7 @@ class KafkaSettings:
         return f"KafkaSettings(brokers={self.brokers!r}, options={masked(self.options)!r})"
 
     def client_config(self) -> dict[str, Any]:
-        return {**self.options, "bootstrap.servers": self.brokers}
+        return {**self.options, "bootstrap.servers": self.brokers, "logger": librdkafka_log}
 
     def consumer_config(self, partition_eof: bool) -> dict[str, Any]:
         return {
@@ -136,13 +143,44 @@ class ClientErrors:
         self.client = client
         self.kind = kind
         self.permanent: KafkaError | None = None
+        self.lost_since: float | None = None
+        self.errors_while_lost = 0
 
     def __call__(self, error: KafkaError) -> None:
         if error.fatal() or error.code() in _PERMANENT_ERRORS:
             self.permanent = self.permanent or error
             log.error("%s: %s", self.client, error.str())
-        else:
-            log.warning("%s: %s (retrying)", self.client, error.str())
+            return
+        if error.code() in _CONNECTION_ERRORS:
+            if self.lost_since is None:
+                self.lost_since = time.monotonic()
+                self.errors_while_lost = 0
+                log.warning(
+                    "%s: broker lost: %s (retrying)",
+                    self.client,
+                    error.str(),
+                    extra={"event": "broker_lost", "fields": {"client": self.client}},
+                )
+            self.errors_while_lost += 1
+            return
+        log.warning("%s: %s (retrying)", self.client, error.str())
+
+    def recovered(self) -> None:
+        """The client read or delivered again: say once that the broker is back."""
+        if self.lost_since is None:
+            return
+        lost = time.monotonic() - self.lost_since
+        self.lost_since = None
+        log.warning(
+            "%s: broker back after %.1f s (%d connection errors meanwhile)",
+            self.client,
+            lost,
+            self.errors_while_lost,
+            extra={
+                "event": "broker_back",
+                "fields": {"client": self.client, "lost_s": round(lost, 1)},
+            },
+        )
 
     def raise_permanent(self) -> None:
         if self.permanent is not None:

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -84,6 +84,7 @@ class WorkerProducer:
                     topic,
                     now - started,
                 )
+        self.errors.recovered()
         self._raise_failures(topic)
 
     def _raise_failures(self, topic: str) -> None:
@@ -129,9 +130,16 @@ class KafkaSink(FixedPartitionedSink[tuple[Any, str, bytes], None]):
     `close` return once every record is acknowledged (see the module docstring).
     """
 
-    def __init__(self, producers: Producers, topic: str) -> None:
+    def __init__(
+        self,
+        producers: Producers,
+        topic: str,
+        written: Callable[[Iterable[bytes]], None] | None = None,
+    ) -> None:
         self.producers = producers
         self.topic = topic
+        self.written = written
+        """Shown each written batch's lines (the job's latency metric), if given."""
 
     def list_parts(self) -> list[str]:
         kafka = self.producers.kafka
@@ -142,19 +150,27 @@ class KafkaSink(FixedPartitionedSink[tuple[Any, str, bytes], None]):
         return crc32(item_key.encode())
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> KafkaSinkPartition:
-        return KafkaSinkPartition(self.producers.for_this_worker(), self.topic)
+        return KafkaSinkPartition(self.producers.for_this_worker(), self.topic, self.written)
 
 
 class KafkaSinkPartition(StatefulSinkPartition[tuple[Any, str, bytes], None]):
-    def __init__(self, producer: WorkerProducer, topic: str) -> None:
+    def __init__(
+        self,
+        producer: WorkerProducer,
+        topic: str,
+        written: Callable[[Iterable[bytes]], None] | None = None,
+    ) -> None:
         self.producer = producer
         self.topic = topic
+        self.written = written
 
     def write_batch(self, values: list[tuple[Any, str, bytes]]) -> None:
         produce, topic = self.producer.produce, self.topic
         for _, key, line in values:
             produce(topic, key or None, line)
         self.producer.check(topic)
+        if self.written is not None and values:
+            self.written([values[-1][2]])
 
     def snapshot(self) -> None:
         self.producer.wait(self.topic)

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
@@ -23,6 +23,7 @@ from confluent_kafka import (
     OFFSET_END,
     Consumer,
     KafkaError,
+    KafkaException,
 )
 from confluent_kafka import TopicPartition as KafkaPartition
 
@@ -46,6 +47,13 @@ DEFAULT_BATCH_SIZE = 4096
 
 IDLE_WAIT = timedelta(milliseconds=5)
 """After a poll that found nothing, the wait before polling that partition again."""
+
+
+class SourceObserver(Protocol):
+    """Who watches the source (the job's metrics): every cycle, and each partition's lag."""
+
+    def cycle(self) -> None: ...
+    def partition_lag(self, topic: str, partition: int, lag: int) -> None: ...
 
 
 def caught_up_marker(topic: str) -> RawBatch:
@@ -72,6 +80,8 @@ class KafkaSource(FixedPartitionedSource[RawBatch, Any]):
         until_end: bool = False,
         start_at_end: bool = False,
         cycle_ms: int = DEFAULT_CYCLE_MS,
+        observer: SourceObserver | None = None,
+        stop: Callable[[], bool] | None = None,
     ) -> None:
         self.kafka = kafka
         self.events_topic = events_topic
@@ -80,6 +90,8 @@ class KafkaSource(FixedPartitionedSource[RawBatch, Any]):
         self.until_end = until_end
         self.start_at_end = start_at_end
         self.cycle_ms = cycle_ms
+        self.observer = observer
+        self.stop = stop
 
     def list_parts(self) -> list[str]:
         admin = admin_client(self.kafka)
@@ -93,10 +105,12 @@ class KafkaSource(FixedPartitionedSource[RawBatch, Any]):
         topic, _, which = for_part.rpartition(":")
         if which == "all":
             partitions = topic_partitions(admin_client(self.kafka), topic, self.kafka.brokers)
-            return AutomationPartition(
+            automation = AutomationPartition(
                 self.kafka, topic, partitions, resume_state, self.batch_size, self.until_end
             )
-        return EventsPartition(
+            automation.stop = self.stop
+            return automation
+        events = EventsPartition(
             self.kafka,
             topic,
             int(which),
@@ -106,6 +120,8 @@ class KafkaSource(FixedPartitionedSource[RawBatch, Any]):
             self.start_at_end,
             self.cycle_ms,
         )
+        events.observer, events.stop = self.observer, self.stop
+        return events
 
 
 class EventsPartition(StatefulSourcePartition[RawBatch, int]):
@@ -143,13 +159,19 @@ class EventsPartition(StatefulSourcePartition[RawBatch, int]):
         self.consumer.assign([KafkaPartition(topic, partition, start)])
         self.finished = False
         self.idle = False
+        self.observer: SourceObserver | None = None
+        self.stop: Callable[[], bool] | None = None
 
     def next_batch(self) -> list[RawBatch]:
-        if self.finished:
+        if self.finished or (self.stop is not None and self.stop()):
             raise StopIteration
+        if self.observer is not None:
+            self.observer.cycle()
         self.errors.raise_permanent()
         messages = consume(self.consumer, self.bound.next_count(self._behind()), 0)
         self.idle = not messages
+        if messages:
+            self.errors.recovered()
         positions: list[int] = []
         values: list[bytes | None] = []
         keys: list[bytes | None] = []
@@ -183,7 +205,21 @@ class EventsPartition(StatefulSourcePartition[RawBatch, int]):
         return datetime.now(UTC) + IDLE_WAIT if self.idle else None
 
     def snapshot(self) -> int:
+        if self.observer is not None:
+            self._observe_lag(self.observer)
         return self.next_offset
+
+    def _observe_lag(self, observer: SourceObserver) -> None:
+        """Records behind the partition's end, from the last fetch (no call to the broker)."""
+        try:
+            low, high = self.consumer.get_watermark_offsets(
+                KafkaPartition(self.topic, self.partition), cached=True
+            )
+        except KafkaException:
+            return
+        if high < 0:
+            return
+        observer.partition_lag(self.topic, self.partition, high - max(low, self.next_offset))
 
     def close(self) -> None:
         self.consumer.close()
@@ -230,13 +266,16 @@ class AutomationPartition(StatefulSourcePartition[RawBatch, dict[int, int]]):
         )
         self.marked = False
         self.idle = False
+        self.stop: Callable[[], bool] | None = None
 
     def next_batch(self) -> list[RawBatch]:
-        if self.marked and self.until_end:
+        if (self.marked and self.until_end) or (self.stop is not None and self.stop()):
             raise StopIteration
         self.errors.raise_permanent()
         messages = consume(self.consumer, self.batch_size, 0)
         self.idle = not messages
+        if messages:
+            self.errors.recovered()
         columns: dict[int, tuple[list[int], list[bytes | None], list[bytes | None], list[int]]] = {}
         for message in messages:
             p = message.partition()
@@ -264,7 +303,11 @@ class AutomationPartition(StatefulSourcePartition[RawBatch, dict[int, int]]):
         ]
         if not self.behind and not self.marked:
             self.marked = True
-            log.info("%s read to its end: events are decided from now on", self.where)
+            log.info(
+                "%s read to its end: events are decided from now on",
+                self.where,
+                extra={"event": "caught_up"},
+            )
             out.append(caught_up_marker(self.topic))
         return out
 
