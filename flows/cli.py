@@ -26,6 +26,7 @@ from connectors.kafka import (
     topic_plans,
 )
 from connectors.summary import Summary, print_summary
+from flows import stats
 from flows.replay import replay_flow
 from flows.settings import (
     DEFAULT_SNAPSHOT_INTERVAL,
@@ -97,6 +98,7 @@ def parser() -> argparse.ArgumentParser:
     )
     _engine_options(replay)
     _live_commands(commands)
+    stats.add_command(commands)
     return top
 
 
@@ -444,7 +446,7 @@ def tail(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"replay": replay, "run": run, "produce": produce, "tail": tail}
+COMMANDS = {"replay": replay, "run": run, "produce": produce, "tail": tail, "stats": stats.command}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
