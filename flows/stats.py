@@ -1,14 +1,18 @@
 """Live statistics: the stage-history topic in, one record per pipeline and hour out.
 
     Kafka history ─> decode ─┬─> stays ───> windows ────┬─> window records ─┐
-                             │   (by item)  (by pipeline, ├─> late records ───┴─> Kafka stage-stats
-                             │               event time)  │
+                             │ (by Kafka    (by pipeline, ├─> late records ───┴─> Kafka stage-stats
+                             │ partition)    event time)  │
                              └─> dead letters ────────────┴───────────────────> Kafka dead-letter
 
 A history record (spec 6.1) opens a stay on its stage; the item's next record
-closes it (spec 6.2). The stays step keeps each item's last record, so it is
-keyed by item; what it finds (an entry, a closed stay, a move, a fire) is then
-keyed by pipeline and counted into Bytewax's event-time tumbling windows. A
+closes it (spec 6.2). The stays step keeps each item's last record. The topic
+is keyed by item, so an item's records are all in one partition, in order: the
+step is keyed by partition, which keeps each partition's records in their order
+(a key per item or per group of items would hand the windows a batch sorted by
+key, hours of event time out of order). What it finds (an entry, a closed
+stay, a move, a fire) is then keyed by pipeline and counted into Bytewax's
+event-time tumbling windows. A
 window closes when the latest `at` of its pipeline passes its end plus the
 allowed lateness; a record for a closed window comes out on the windows' late
 output and is written as a record of its own (`"kind": "late"`).
@@ -36,7 +40,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
-from zlib import crc32
 
 import bytewax.operators as op
 import orjson
@@ -74,11 +77,6 @@ DEFAULT_BATCH_SIZE = 4096
 DEFAULT_SUMMARY_INTERVAL = 10.0
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 """Windows are aligned to the Unix epoch: hourly windows start on the hour (UTC)."""
-
-ITEM_GROUPS = 64
-"""Groups the items are spread over for the stays step (its unit of state and
-parallelism): each group keeps the last record of each of its items. Fixed for the
-life of a recovery store."""
 
 STATS_ID_NAMESPACE = uuid.UUID("0c6f1f8e-3b2d-5a44-9e1c-7d2b8a5f6e31")
 """Namespace of the deterministic ids of window and late records."""
@@ -206,8 +204,10 @@ def parse_history(raw: bytes) -> HistoryRecord:
     )
 
 
-def decode(message: KafkaSourceMessage[bytes | None, bytes | None]) -> HistoryRecord | DeadLetter:
-    """A Kafka message as a history record, or its dead letter."""
+def decode(
+    message: KafkaSourceMessage[bytes | None, bytes | None],
+) -> tuple[str, HistoryRecord] | DeadLetter:
+    """A Kafka message as (its partition, the history record), or its dead letter."""
     raw = message.value
     origin = Origin(topic=message.topic, partition=message.partition, offset=message.offset)
     if raw is None:
@@ -215,7 +215,7 @@ def decode(message: KafkaSourceMessage[bytes | None, bytes | None]) -> HistoryRe
             "invalid_record", "a null value (tombstone) is not a history record", b"", origin
         )
     try:
-        return parse_history(raw)
+        return f"{message.topic}:{message.partition}", parse_history(raw)
     except InvalidHistoryError as bad:
         return DeadLetter(bad.code, str(bad), raw, origin)
 
@@ -295,13 +295,8 @@ def stay_facts(
     return after, facts
 
 
-def item_group(record: HistoryRecord) -> str:
-    """The group of the stays step an item belongs to."""
-    return str(crc32(record.item.encode()) % ITEM_GROUPS)
-
-
 class StaysLogic(StatefulBatchLogic[HistoryRecord, tuple[str, Fact], dict[str, OpenStay]]):
-    """The open stay of each item of one group; a batch of its records in one call."""
+    """The open stay of each item of one partition; a batch of its records in one call."""
 
     def __init__(self, resume: dict[str, OpenStay] | None) -> None:
         self.open: dict[str, OpenStay] = dict(resume or {})
@@ -585,15 +580,14 @@ def build_stats_flow(
 ) -> tuple[Stream[StatsOutput], Stream[StatsOutput]]:
     """The steps from history messages to output records: (stats records, dead letters)."""
     decoded = op.map("decode", history, decode)
-    split = op.branch("valid", decoded, lambda x: isinstance(x, HistoryRecord))
-    records = cast(Stream[HistoryRecord], split.trues)
+    split = op.branch("valid", decoded, lambda x: type(x) is tuple)
+    by_partition = cast(KeyedStream[HistoryRecord], split.trues)
     letters = op.map(
         "dead_letter",
         split.falses,
         lambda d: StatsOutput("dead_letter", "", cast(DeadLetter, d).to_json()),
     )
-    by_item = op.key_on("by_item", records, item_group)
-    facts = op.stateful_batch("stays", by_item, StaysLogic)
+    facts = op.stateful_batch("stays", by_partition, StaysLogic)
     by_pipeline = cast(
         KeyedStream[Fact], op.map("by_pipeline", facts, lambda group_fact: group_fact[1])
     )
