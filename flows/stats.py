@@ -39,9 +39,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, NamedTuple, cast
 
 import bytewax.operators as op
+import msgspec
 import orjson
 from bytewax.connectors.kafka import KafkaSink, KafkaSinkMessage, KafkaSourceMessage
 from bytewax.connectors.kafka import operators as kop
@@ -81,7 +82,6 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 STATS_ID_NAMESPACE = uuid.UUID("0c6f1f8e-3b2d-5a44-9e1c-7d2b8a5f6e31")
 """Namespace of the deterministic ids of window and late records."""
 
-RECORD_KINDS = frozenset({"created", "trigger", "crm", "deleted"})
 MOVE_KINDS = frozenset({"trigger", "crm"})
 
 
@@ -93,8 +93,7 @@ def stats_topic_plans(partitions: int, topic: str = STATS_TOPIC) -> list[TopicPl
 # Records --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class HistoryRecord:
+class HistoryRecord(NamedTuple):
     """The fields of a stage-history record (spec 6.1) that the statistics read."""
 
     id: str
@@ -127,26 +126,50 @@ class InvalidHistoryError(ValueError):
         self.code = code
 
 
-def _text(obj: Mapping[str, Any], name: str, where: str = "", required: bool = True) -> str | None:
-    value = obj.get(name)
-    if value is None and not required:
-        return None
-    if type(value) is int:
-        return str(value)
-    if type(value) is not str or not value:
-        expected = "a non-empty string" + ("" if required else " or null")
+Id = str | int
+
+
+class _ItemRef(msgspec.Struct):
+    entity: str
+    id: Id
+
+
+class _TriggerRef(msgspec.Struct):
+    id: Id
+    code: str | None = None
+
+
+class _RawHistory(msgspec.Struct):
+    """The JSON of a history record as it comes; other fields are ignored."""
+
+    id: Id
+    item: _ItemRef
+    kind: Literal["created", "trigger", "crm", "deleted"]
+    at: datetime
+    tenant: str | None = None
+    category: Id | None = None
+    stage: Id | None = None
+    from_stage: Id | None = None
+    semantic: str | None = None
+    trigger: _TriggerRef | None = None
+
+
+_history_decoder = msgspec.json.Decoder(_RawHistory)
+
+
+def _id(value: Id | None, name: str) -> str:
+    text = str(value) if type(value) is int else value
+    if not text:
         raise InvalidHistoryError(
-            "invalid_record", f"{where}{name}: expected {expected}, got {value!r}"
+            "invalid_record", f"{name}: expected a non-empty id, got {value!r}"
         )
-    return value
+    return cast(str, text)
 
 
-def _name(obj: Mapping[str, Any], name: str, where: str = "") -> str:
-    value = _text(obj, name, where)
-    assert value is not None
-    if "/" in value:
+def _plain(value: str, name: str) -> str:
+    if not value or "/" in value:
         raise InvalidHistoryError(
-            "invalid_record", f"{where}{name}: must not contain '/', got {value!r}"
+            "invalid_record", f"{name}: expected a non-empty name without '/', got {value!r}"
         )
     return value
 
@@ -154,53 +177,35 @@ def _name(obj: Mapping[str, Any], name: str, where: str = "") -> str:
 def parse_history(raw: bytes) -> HistoryRecord:
     """A history record from its bytes, or InvalidHistoryError naming the field that is wrong."""
     try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError as bad:
+        r = _history_decoder.decode(raw)
+    except msgspec.ValidationError as bad:
+        raise InvalidHistoryError("invalid_record", str(bad)) from None
+    except msgspec.DecodeError as bad:
         raise InvalidHistoryError("invalid_json", f"not JSON: {bad}") from None
-    if type(obj) is not dict:
+    if r.at.tzinfo is None:
         raise InvalidHistoryError(
-            "invalid_record", f"expected a JSON object, got {type(obj).__name__}"
+            "invalid_record", f"at: expected an RFC 3339 time with a zone, got {r.at.isoformat()!r}"
         )
-    item = obj.get("item")
-    if type(item) is not dict:
-        raise InvalidHistoryError("invalid_record", f"item: expected an object, got {item!r}")
-    kind = obj.get("kind")
-    if kind not in RECORD_KINDS:
+    kind, trigger = r.kind, r.trigger
+    if kind == "trigger" and trigger is None:
         raise InvalidHistoryError(
-            "invalid_record", f"kind: expected one of {sorted(RECORD_KINDS)}, got {kind!r}"
+            "invalid_record", "trigger: expected an object on a trigger record, got null"
         )
-    at_text = obj.get("at")
-    try:
-        at = datetime.fromisoformat(at_text) if type(at_text) is str else None
-    except ValueError:
-        at = None
-    if at is None or at.tzinfo is None:
-        raise InvalidHistoryError(
-            "invalid_record", f"at: expected an RFC 3339 time with a zone, got {at_text!r}"
-        )
-    trigger = obj.get("trigger")
-    if kind == "trigger" and type(trigger) is not dict:
-        raise InvalidHistoryError(
-            "invalid_record", f"trigger: expected an object on a trigger record, got {trigger!r}"
-        )
-    tenant = obj.get("tenant")
+    if r.stage is None and kind != "deleted":
+        raise InvalidHistoryError("invalid_record", f"stage: required on a {kind} record")
     return HistoryRecord(
-        id=cast(str, _text(obj, "id")),
-        tenant="default" if tenant is None else _name(obj, "tenant"),
-        entity=_name(item, "entity", "item."),
-        item_id=cast(str, _text(item, "id", "item.")),
-        category=_text(obj, "category", required=False) or "0",
-        stage=_text(obj, "stage", required=kind != "deleted"),
-        from_stage=_text(obj, "from_stage", required=False),
-        semantic=_text(obj, "semantic", required=False),
+        id=_id(r.id, "id"),
+        tenant="default" if r.tenant is None else _plain(r.tenant, "tenant"),
+        entity=_plain(r.item.entity, "item.entity"),
+        item_id=_id(r.item.id, "item.id"),
+        category="0" if r.category is None else _id(r.category, "category"),
+        stage=None if r.stage is None else _id(r.stage, "stage"),
+        from_stage=None if r.from_stage is None else _id(r.from_stage, "from_stage"),
+        semantic=r.semantic,
         kind=kind,
-        at=at.astimezone(UTC),
-        trigger_id=_text(cast(dict[str, Any], trigger), "id", "trigger.")
-        if kind == "trigger"
-        else None,
-        trigger_code=_text(cast(dict[str, Any], trigger), "code", "trigger.", required=False)
-        if kind == "trigger"
-        else None,
+        at=r.at,
+        trigger_id=_id(trigger.id, "trigger.id") if kind == "trigger" and trigger else None,
+        trigger_code=trigger.code if kind == "trigger" and trigger else None,
     )
 
 
@@ -223,8 +228,7 @@ def decode(
 # Stays ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Fact:
+class Fact(NamedTuple):
     """What one history record adds to one pipeline's window at time `at`.
 
     `stage` is the stage a stay opens on (an entry), `stay` the stay the record
@@ -244,8 +248,7 @@ class Fact:
     trigger: tuple[str, str | None] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class OpenStay:
+class OpenStay(NamedTuple):
     """An item's last record: the stay it opened."""
 
     at: datetime
@@ -432,7 +435,14 @@ class LatenessClockLogic(ClockLogic[Fact, datetime]):
     ):
         self.length, self.lateness, self.align_to = length, lateness, align_to
         self.latest = latest
+        self._advance()
+
+    def _advance(self) -> None:
         self.watermark = self._watermark()
+        # The `at` from which on the watermark moves to the next window boundary.
+        self.moves_at = (
+            UTC_MIN if self.watermark == UTC_MIN else self.watermark + self.length + self.lateness
+        )
 
     def _watermark(self) -> datetime:
         if self.latest == UTC_MIN:
@@ -447,7 +457,8 @@ class LatenessClockLogic(ClockLogic[Fact, datetime]):
         at = value.at
         if at > self.latest:
             self.latest = at
-            self.watermark = self._watermark()
+            if at >= self.moves_at:
+                self._advance()
         return at, self.watermark
 
     def on_notify(self) -> datetime:

@@ -373,8 +373,8 @@ def test_bad_history_records_are_dead_letters() -> None:
     assert [d["code"] for d in letters] == ["invalid_json"] + ["invalid_record"] * 6
     assert [d["origin"]["offset"] for d in letters] == [0, 1, 2, 3, 4, 5, 6]
     assert "at: expected an RFC 3339 time with a zone" in letters[2]["message"]
-    assert "kind: expected one of" in letters[3]["message"]
-    assert "item.id" in letters[5]["message"]
+    assert "$.kind" in letters[3]["message"] and "moved" in letters[3]["message"]
+    assert "`id` - at `$.item`" in letters[5]["message"]
     assert [w["records"] for w in windows] == [1] and late == []
 
 
