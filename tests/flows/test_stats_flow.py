@@ -433,3 +433,37 @@ def test_stats_table_shows_each_window_and_stage() -> None:
         str(stage["entered"]),
         str(stage["stays"]["closed"]),
     ]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--window", "0s"], "--window (CRM_TRIGGERS_WINDOW): must be at least 1 s"),
+        (["--window", "an hour"], "--window (CRM_TRIGGERS_WINDOW): expected a duration"),
+        (["--allowed-lateness=-5m"], "--allowed-lateness (CRM_TRIGGERS_ALLOWED_LATENESS)"),
+        (["--history-topic", "bad topic"], "is not a Kafka topic name"),
+        (["--stats-topic", "crm.stage-history"], "--history-topic: must differ"),
+        (["--process-id", "0"], "give both, for a cluster of processes, or neither"),
+        (["--batch-size", "0"], "--batch-size (CRM_TRIGGERS_BATCH_SIZE): expected a positive"),
+    ],
+)
+def test_bad_settings_are_one_line_errors_with_exit_2(
+    options: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flows.cli import main
+
+    assert main(["stats", "--brokers", "127.0.0.1:1", *options]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("crm-triggers: error: ") and message in err
+    assert err.count("\n") == 1
+
+
+def test_durations() -> None:
+    from flows.stats import parse_duration
+
+    default = timedelta(hours=1)
+    assert parse_duration("w", None, default, timedelta(0)) == default
+    assert parse_duration("w", "90", default, timedelta(0)) == timedelta(seconds=90)
+    assert parse_duration("w", "10m", default, timedelta(0)) == timedelta(minutes=10)
+    assert parse_duration("w", "1.5h", default, timedelta(0)) == timedelta(minutes=90)
+    assert parse_duration("w", "1d", default, timedelta(0)) == timedelta(days=1)
