@@ -193,19 +193,27 @@ def parse_history(raw: bytes) -> HistoryRecord:
         )
     if r.stage is None and kind != "deleted":
         raise InvalidHistoryError("invalid_record", f"stage: required on a {kind} record")
+    item, category, stage, from_stage = r.item, r.category, r.stage, r.from_stage
+    # The common case, plain string ids, without a call per field.
     return HistoryRecord(
-        id=_id(r.id, "id"),
-        tenant="default" if r.tenant is None else _plain(r.tenant, "tenant"),
-        entity=_plain(r.item.entity, "item.entity"),
-        item_id=_id(r.item.id, "item.id"),
-        category="0" if r.category is None else _id(r.category, "category"),
-        stage=None if r.stage is None else _id(r.stage, "stage"),
-        from_stage=None if r.from_stage is None else _id(r.from_stage, "from_stage"),
-        semantic=r.semantic,
-        kind=kind,
-        at=r.at,
-        trigger_id=_id(trigger.id, "trigger.id") if kind == "trigger" and trigger else None,
-        trigger_code=trigger.code if kind == "trigger" and trigger else None,
+        r.id if type(r.id) is str and r.id else _id(r.id, "id"),
+        "default" if r.tenant is None else _plain(r.tenant, "tenant"),
+        _plain(item.entity, "item.entity"),
+        item.id if type(item.id) is str and item.id else _id(item.id, "item.id"),
+        "0"
+        if category is None
+        else category
+        if type(category) is str and category
+        else _id(category, "category"),
+        stage if stage is None or (type(stage) is str and stage) else _id(stage, "stage"),
+        from_stage
+        if from_stage is None or (type(from_stage) is str and from_stage)
+        else _id(from_stage, "from_stage"),
+        r.semantic,
+        kind,
+        r.at,
+        _id(trigger.id, "trigger.id") if kind == "trigger" and trigger else None,
+        trigger.code if kind == "trigger" and trigger else None,
     )
 
 
@@ -258,43 +266,40 @@ class OpenStay(NamedTuple):
 
 
 def stay_facts(
-    opened: OpenStay | None, record: HistoryRecord
+    opened: OpenStay | None, record: HistoryRecord, item: str | None = None
 ) -> tuple[OpenStay | None, list[tuple[str, Fact]]]:
     """The item's open stay after `record`, and the facts `record` adds, keyed by pipeline."""
-    closed: tuple[str, str | None, float] | None = None
-    if opened is not None:
-        seconds = max((record.at - opened.at).total_seconds(), 0.0)
-        closed = (opened.stage, opened.semantic, seconds)
+    at, kind, stage = record.at, record.kind, record.stage
+    item = item or record.item
     pipeline = record.pipeline
+    closed: tuple[str, str | None, float] | None = None
     facts: list[tuple[str, Fact]] = []
-    if closed is not None and opened is not None and opened.pipeline != pipeline:
-        facts.append(
-            (opened.pipeline, Fact(record.at, record.item, record.id, counted=False, stay=closed))
-        )
-        closed = None
-    opens = record.kind != "deleted" and record.stage is not None
+    if opened is not None:
+        seconds = (at - opened.at).total_seconds()
+        closed = (opened.stage, opened.semantic, seconds if seconds > 0.0 else 0.0)
+        if opened.pipeline != pipeline:
+            facts.append((opened.pipeline, Fact(at, item, record.id, False, None, None, closed)))
+            closed = None
+    opens = kind != "deleted" and stage is not None
+    move = (record.from_stage, stage, kind) if kind in MOVE_KINDS else None
+    fire = (record.trigger_id, record.trigger_code) if kind == "trigger" else None
     facts.append(
         (
             pipeline,
             Fact(
-                record.at,
-                record.item,
+                at,
+                item,
                 record.id,
-                stage=record.stage if opens else None,
-                semantic=record.semantic,
-                stay=closed,
-                move=(record.from_stage, cast(str, record.stage), record.kind)
-                if record.kind in MOVE_KINDS
-                else None,
-                trigger=(cast(str, record.trigger_id), record.trigger_code)
-                if record.kind == "trigger"
-                else None,
+                True,
+                stage if opens else None,
+                record.semantic,
+                closed,
+                move,  # type: ignore[arg-type]
+                fire,  # type: ignore[arg-type]
             ),
         )
     )
-    after = (
-        OpenStay(record.at, cast(str, record.stage), record.semantic, pipeline) if opens else None
-    )
+    after = OpenStay(at, stage, record.semantic, pipeline) if opens else None  # type: ignore[arg-type]
     return after, facts
 
 
@@ -308,8 +313,8 @@ class StaysLogic(StatefulBatchLogic[HistoryRecord, tuple[str, Fact], dict[str, O
         out: list[tuple[str, Fact]] = []
         open_stays = self.open
         for record in values:
-            item = record.item
-            after, facts = stay_facts(open_stays.get(item), record)
+            item = f"{record.tenant}/{record.entity}/{record.item_id}"
+            after, facts = stay_facts(open_stays.get(item), record, item)
             if after is None:
                 open_stays.pop(item, None)
             else:
