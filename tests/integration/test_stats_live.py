@@ -171,3 +171,17 @@ def test_sigkill_and_resume_write_every_window_once_or_identically(
     assert 0 < written_again < len(reference)
     for window_id, written in copies.items():
         assert all(copy == reference[window_id] for copy in written), window_id
+
+
+def test_a_missing_topic_is_a_one_line_error(brokers: str) -> None:
+    missing = f"test-{uuid.uuid4().hex[:12]}.stage-history"
+    done = subprocess.run(
+        [sys.executable, "-m", "flows", "stats", "--brokers", brokers, "--history-topic", missing],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"crm-triggers: error: --history-topic: topic '{missing}'")
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
