@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,7 +20,13 @@ from typing import Any
 import orjson
 import pytest
 
-from connectors.kafka import KafkaSettings, TopicPlan, create_topics, delete_topics
+from connectors.kafka import (
+    KafkaSettings,
+    TopicPlan,
+    create_topics,
+    delete_topics,
+    produce_records,
+)
 from tests.flows.test_stats_flow import (
     assert_equal_to_exact,
     exact_windows,
@@ -185,3 +192,39 @@ def test_a_missing_topic_is_a_one_line_error(brokers: str) -> None:
     assert done.returncode == 2
     assert done.stderr.startswith(f"crm-triggers: error: --history-topic: topic '{missing}'")
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_cluster_of_two_processes_writes_the_windows_of_one(
+    kafka: KafkaSettings, start_stats: Any
+) -> None:
+    tag = f"test-{uuid.uuid4().hex[:12]}"
+    topics = StatsTopics(f"{tag}.stage-history", f"{tag}.stage-stats", f"{tag}.dead-letter")
+    plans = [TopicPlan(topics.history, 2), TopicPlan(topics.stats, 1)]
+    plans.append(TopicPlan(topics.dead_letters, 1))
+    create_topics(kafka, plans, replication_factor=1)
+    try:
+        records = random_history(seed=4, items=300)
+        keyed = [
+            (f"{r['tenant']}/{r['item']['entity']}/{r['item']['id']}".encode(), orjson.dumps(r))
+            for r in records
+        ]
+        produce_records(kafka, topics.history, keyed)
+        # Two partitions are read batch by batch: a lateness of a month makes every
+        # record count in its window, whatever the interleaving.
+        options = ["--until-end", "--allowed-lateness", "30d"]
+        addresses = f"127.0.0.1:{free_port()};127.0.0.1:{free_port()}"
+        cluster = ["--addresses", addresses, *options]
+        jobs = [start_stats(topics, *cluster, "--process-id", str(i)) for i in (0, 1)]
+        for job in jobs:
+            finish(job)
+        expected, _, _ = run_stats(records, lateness=timedelta(days=30))
+        written = read_json(kafka, topics.stats)
+        assert sorted(written, key=lambda w: w["id"]) == sorted(expected, key=lambda w: w["id"])
+    finally:
+        delete_topics(kafka, [p.name for p in plans])
