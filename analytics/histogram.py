@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 BUCKETS_PER_DOUBLING = 8
 """Resolution of the scale: a bucket's upper bound is 2^(1/8) (1.0905) times its lower."""
@@ -151,3 +152,45 @@ def percentile(
     high = min(bucket_high(bucket_next), cap)
     low = min(bucket_low(bucket_k), high)
     return Estimate(value, low, max(high, low))
+
+
+@dataclass(frozen=True, slots=True)
+class MergedStays:
+    """The stays of several window records of one stage, added up (`merge_stays`)."""
+
+    closed: int
+    sum_s: float
+    max_s: float | None
+    histogram: Histogram
+
+    @property
+    def mean_s(self) -> float | None:
+        return self.sum_s / self.closed if self.closed else None
+
+    def percentile(self, q: float) -> Estimate | None:
+        return percentile(self.histogram, q, self.max_s)
+
+
+def merge_stays(stays: Iterable[Mapping[str, Any]]) -> MergedStays:
+    """Add up the `stays` objects of window records (`closed`, `sum_s`, `max_s`, `histogram`)."""
+    closed, total, longest = 0, 0.0, None
+    parts = []
+    for part in stays:
+        closed += part["closed"]
+        total += part["sum_s"]
+        if part["max_s"] is not None:
+            longest = part["max_s"] if longest is None else max(longest, part["max_s"])
+        parts.append(from_pairs(part["histogram"]))
+    return MergedStays(closed, total, longest, merge(parts))
+
+
+def closeness(estimate: Estimate, exact: float) -> dict[str, Any]:
+    """How close a merged percentile is to the exact one: for `report --stats` to print."""
+    return {
+        "estimate_s": estimate.value,
+        "exact_s": exact,
+        "error_s": abs(estimate.value - exact),
+        "bound_s": estimate.error_bound,
+        "buckets_apart": abs(estimate.bucket - bucket_of(exact)),
+        "within_bound": estimate.holds(exact),
+    }

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -72,3 +74,33 @@ def test_percentile_of_nothing_is_none_and_q_is_checked() -> None:
         histogram.percentile({1: 1}, 1.5)
     with pytest.raises(ValueError, match="histogram: expected"):
         histogram.from_pairs([[1, -1]])
+
+
+def test_merged_window_stays_give_the_percentiles_of_all_their_stays() -> None:
+    from tests.flows.test_stats_flow import random_history, run_stats
+
+    records = random_history(seed=8, items=500, hours=12)
+    windows, _, _ = run_stats(records)
+    stage_stays = [s["stays"] for w in windows for s in w["stages"] if s["stage"] == "NEW"]
+    merged = histogram.merge_stays(stage_stays)
+    assert merged.closed == sum(s["closed"] for s in stage_stays) > 50
+    assert merged.max_s == max(s["max_s"] for s in stage_stays if s["max_s"] is not None)
+    # The exact lengths of the same stays, from the per-window histograms' inputs.
+    lengths: list[float] = []
+    last: dict[str, Any] = {}
+    for r in records:
+        key = f"{r['tenant']}/{r['item']['entity']}/{r['item']['id']}"
+        before = last.pop(key, None)
+        if before is not None and before["stage"] == "NEW":
+            opened = datetime.fromisoformat(before["at"])
+            lengths.append(max((datetime.fromisoformat(r["at"]) - opened).total_seconds(), 0))
+        if r["kind"] != "deleted":
+            last[key] = r
+    assert len(lengths) == merged.closed
+    assert merged.mean_s == pytest.approx(sum(lengths) / len(lengths))
+    for q in (0.5, 0.9):
+        estimate = merged.percentile(q)
+        assert estimate is not None
+        close = histogram.closeness(estimate, linear_percentile(lengths, q))
+        assert close["within_bound"] and close["buckets_apart"] <= 1
+        assert close["error_s"] <= close["bound_s"]
