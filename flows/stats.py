@@ -59,11 +59,12 @@ from bytewax.operators.windowing import (
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END
+from confluent_kafka import KafkaError as ConfluentKafkaError
 
 from analytics import histogram
 from connectors.deadletter import DeadLetter, Origin
 from connectors.kafka import KafkaSettings, TopicPlan
-from state.errors import ConfigError, CrmTriggersError
+from state.errors import ConfigError, CrmTriggersError, SourceError
 
 log = logging.getLogger("crm_triggers.stats")
 
@@ -641,7 +642,7 @@ def stats_flow(settings: StatsSettings, progress: Callable[[str], None] | None =
     """The live statistics job: Kafka in, Kafka out."""
     flow = Dataflow("crm_triggers_stats")
     kafka = settings.kafka
-    consumer_options = {**kafka.options}
+    consumer_options = {"auto.offset.reset": "error", **kafka.options}
     history = kop.input(
         "history",
         flow,
@@ -652,7 +653,7 @@ def stats_flow(settings: StatsSettings, progress: Callable[[str], None] | None =
         add_config=consumer_options,
         batch_size=settings.batch_size,
     )
-    op.inspect("consumer_error", history.errs, _log_consumer_error)
+    op.inspect("consumer_error", history.errs, consumer_error)
     stats, letters = build_stats_flow(history.oks, settings.window, settings.allowed_lateness)
 
     def to_message(topic: str) -> Callable[[StatsOutput], KafkaSinkMessage[bytes, bytes]]:
@@ -695,8 +696,23 @@ def _tally(out: StatsOutput) -> tuple[str, int]:
     return out.kind, 1
 
 
-def _log_consumer_error(step_id: str, error: Any) -> None:
-    log.warning("history consumer: %s (retrying)", error.err.str())
+def consumer_error(step_id: str, error: Any) -> None:
+    """Log a transient error of the history consumer; raise SourceError for one that stays.
+
+    A resume offset that retention has deleted is one (`auto.offset.reset` is
+    `error`): the job stops rather than skip records silently.
+    """
+    err = error.err
+    where = f"history topic partition {error.msg.partition}"
+    if err.code() == ConfluentKafkaError._AUTO_OFFSET_RESET:
+        raise SourceError(
+            f"{where}: the offset to resume from is out of range ({err.str()}): the records "
+            "were deleted by retention before the job read them. To skip to what is left, "
+            "run with --kafka-option auto.offset.reset=earliest"
+        )
+    if err.fatal() or not err.retriable():
+        raise SourceError(f"{where}: {err.str()}")
+    log.warning("%s: %s (retrying)", where, err.str())
 
 
 def _print_line(line: str) -> None:
@@ -981,7 +997,6 @@ def command(args: argparse.Namespace) -> int:
     """Run `crm-triggers stats` from parsed arguments."""
     from connectors.kafka import admin_client, masked, topic_partitions
     from flows.settings import flag, split_env_list
-    from state.errors import SourceError
 
     values = dict(vars(args))
     if not values.get("kafka_option"):

@@ -467,3 +467,23 @@ def test_durations() -> None:
     assert parse_duration("w", "10m", default, timedelta(0)) == timedelta(minutes=10)
     assert parse_duration("w", "1.5h", default, timedelta(0)) == timedelta(minutes=90)
     assert parse_duration("w", "1d", default, timedelta(0)) == timedelta(days=1)
+
+
+def test_consumer_errors_are_logged_or_stop_the_job() -> None:
+    from bytewax.connectors.kafka import KafkaError as BytewaxKafkaError
+    from confluent_kafka import KafkaError
+
+    from flows.stats import consumer_error
+    from state.errors import SourceError
+
+    message: KafkaSourceMessage[bytes | None, bytes | None] = KafkaSourceMessage(
+        None, None, partition=2
+    )
+    transient = KafkaError(KafkaError._TRANSPORT, "broker down", retriable=True)
+    consumer_error("errors", BytewaxKafkaError(transient, message))  # logged, goes on
+    lost = KafkaError(KafkaError._AUTO_OFFSET_RESET, "offset out of range")
+    with pytest.raises(SourceError, match="partition 2: the offset to resume from is out"):
+        consumer_error("errors", BytewaxKafkaError(lost, message))
+    fatal = KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED, "denied")
+    with pytest.raises(SourceError, match="denied"):
+        consumer_error("errors", BytewaxKafkaError(fatal, message))
