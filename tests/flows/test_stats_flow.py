@@ -459,14 +459,33 @@ def test_bad_settings_are_one_line_errors_with_exit_2(
 
 
 def test_durations() -> None:
-    from flows.stats import parse_duration
+    from flows.stats import duration
 
-    default = timedelta(hours=1)
-    assert parse_duration("w", None, default, timedelta(0)) == default
-    assert parse_duration("w", "90", default, timedelta(0)) == timedelta(seconds=90)
-    assert parse_duration("w", "10m", default, timedelta(0)) == timedelta(minutes=10)
-    assert parse_duration("w", "1.5h", default, timedelta(0)) == timedelta(minutes=90)
-    assert parse_duration("w", "1d", default, timedelta(0)) == timedelta(days=1)
+    read = duration(timedelta(0))
+    assert read("w", timedelta(hours=1)) == timedelta(hours=1)
+    assert read("w", "90") == timedelta(seconds=90)
+    assert read("w", "10m") == timedelta(minutes=10)
+    assert read("w", "1.5h") == timedelta(minutes=90)
+    assert read("w", "1d") == timedelta(days=1)
+    assert read("w", "250ms") == timedelta(milliseconds=250)
+
+
+def test_stats_settings_from_the_environment() -> None:
+    from flows.stats import StatsSettings
+
+    settings = StatsSettings.from_env(
+        {
+            "CRM_TRIGGERS_BROKERS": "127.0.0.1:9092",
+            "CRM_TRIGGERS_WINDOW": "1d",
+            "CRM_TRIGGERS_ALLOWED_LATENESS": "",
+            "CRM_TRIGGERS_STATS_RECOVERY_DIR": "/tmp/stats-recovery",
+            "CRM_TRIGGERS_RECOVERY_DIR": "/tmp/live-recovery",
+        }
+    )
+    assert settings.window == timedelta(days=1)
+    assert settings.allowed_lateness == timedelta(minutes=10)
+    assert settings.recovery_dir == "/tmp/stats-recovery"
+    assert settings.history_topic == "crm.stage-history"
 
 
 def test_consumer_errors_are_logged_or_stop_the_job() -> None:

@@ -190,7 +190,7 @@ def test_a_missing_topic_is_a_one_line_error(brokers: str) -> None:
         timeout=60,
     )
     assert done.returncode == 2
-    assert done.stderr.startswith(f"crm-triggers: error: --history-topic: topic '{missing}'")
+    assert done.stderr.startswith(f"crm-triggers: error: --history-topic (CRM_TRIGGERS_HISTORY_TOPIC): topic '{missing}'")
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
 
 
