@@ -107,9 +107,10 @@ COMMANDS: dict[str, Command] = {
     "topics create": Command(
         TopicsCreateSettings,
         topics_create,
-        help="create the four topics (existing ones are left as they are)",
+        help="create the job's topics (existing ones are left as they are)",
         description="Create the events, automation (compacted), transitions and dead-letter "
-        "topics. Re-running is fine: existing topics are reported, not changed.",
+        "topics, and the statistics job's crm.stage-stats. Re-running is fine: existing topics "
+        "are reported, not changed.",
     ),
     "run": Command(
         LiveSettings,

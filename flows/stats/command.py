@@ -20,11 +20,17 @@ from bytewax.recovery import RecoveryConfig, init_db_dir
 
 from connectors.kafka import TopicPlan, Topics, admin_client, masked, topic_partitions
 from flows.options import Reader, Settings, env_name, option, redefault
-from flows.settings import KafkaClientSettings, RunOptions, TopicSettings, topic_name
+from flows.settings import (
+    STATS_TOPIC,
+    KafkaClientSettings,
+    RunOptions,
+    StatsTopicOption,
+    TopicSettings,
+    topic_name,
+)
 from state.errors import ConfigError, CrmTriggersError, SourceError
 
 HISTORY_TOPIC = "crm.stage-history"
-STATS_TOPIC = "crm.stage-stats"
 
 DEFAULT_WINDOW = timedelta(hours=1)
 DEFAULT_ALLOWED_LATENESS = timedelta(minutes=10)
@@ -62,16 +68,10 @@ def duration(minimum: timedelta) -> Reader:
 
 
 @dataclass(frozen=True, repr=False)
-class StatsTopicSettings(Settings):
+class StatsTopicSettings(StatsTopicOption):
     history_topic: str = option(
         HISTORY_TOPIC,
         "stage-history records in, keyed by item (default: {default})",
-        metavar="TOPIC",
-        read=topic_name,
-    )
-    stats_topic: str = option(
-        STATS_TOPIC,
-        "window and late records out, keyed by pipeline (default: {default})",
         metavar="TOPIC",
         read=topic_name,
     )

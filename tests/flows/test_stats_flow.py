@@ -409,30 +409,85 @@ def test_stats_table_shows_each_window_and_stage() -> None:
     windows, _, _ = run_stats(records)
     table = stats_table([*windows, {"kind": "late"}])
     lines = table.splitlines()
-    assert lines[0].split() == [
+    assert lines[0].split() == ["──", "time", "in", "stage", "of", "exits", "─"]
+    assert lines[1].split() == [
         "stage",
+        "semantic",
         "entries",
         "entered",
-        "closed",
+        "exits",
         "mean",
         "p50",
         "p90",
         "max",
     ]
-    titles = [line for line in lines if not line.startswith(" ")]
+    assert max(len(line) for line in lines[:-1]) <= 100  # a terminal of 100 columns
+    titles = [line for line in lines if line and not line.startswith(" ")]
     assert len(titles) == len(windows) + 1
     assert titles[-1].startswith("late records: 1")
     first = windows[0]
     assert titles[0].startswith(first["window_start"][:16].replace("T", " "))
     assert f"{first['records']} records" in titles[0]
     stage = first["stages"][0]
-    row = lines[2].split()
-    assert row[:4] == [
+    assert lines[2] == ""
+    row = lines[4].split()
+    assert row[:5] == [
         stage["stage"],
+        stage["semantic"],
         str(stage["entries"]),
         str(stage["entered"]),
         str(stage["stays"]["closed"]),
     ]
+    # Every stage line has its figures under the header's columns.
+    for line in lines[2:-1]:
+        if line.startswith(" "):
+            assert len(line) == len(lines[1])
+
+
+def test_stats_table_cuts_long_stage_names_and_describes_late_records() -> None:
+    from flows.stats.table import late_line, window_lines
+
+    window = {
+        "kind": "window",
+        "tenant": "acme",
+        "entity": "deal",
+        "category": "7",
+        "window_start": "2026-11-25T08:00:00Z",
+        "window_end": "2026-11-25T09:00:00Z",
+        "records": 3,
+        "stages": [
+            {
+                "stage": "C7:A_VERY_LONG_STAGE_NAME_INDEED",
+                "semantic": None,
+                "entries": 2,
+                "entered": 1,
+                "stays": {"closed": 1, "sum_s": 5400, "max_s": 5400, "histogram": []},
+            }
+        ],
+        "moves": [{"from": "A", "to": "B", "kind": "crm", "count": 2}],
+        "fires": [],
+    }
+    blank, title, stage = window_lines(window)
+    assert blank == ""
+    assert title == "2026-11-25 08:00-09:00 UTC  acme/deal/7  3 records, 2 moves, 0 trigger fires"
+    assert stage.split()[:6] == ["C7:A_VERY_LONG_STAGE_N…", "-", "2", "1", "1", "1.5h"]
+    late = {
+        "kind": "late",
+        "tenant": "acme",
+        "entity": "deal",
+        "category": "0",
+        "window_start": "2026-11-25T08:00:00Z",
+        "window_end": "2026-11-25T09:00:00Z",
+        "at": "2026-11-25T08:59:00Z",
+        "history_id": "h-9",
+        "entry": "WON",
+        "stay": {"stage": "NEW", "seconds": 120},
+        "move": {"from": "NEW", "to": "WON", "kind": "trigger"},
+    }
+    assert late_line(late) == (
+        "late: 2026-11-25 08:00-09:00 UTC  acme/deal/0  history h-9 at 2026-11-25T08:59:00Z: "
+        "entry WON, stay NEW 2m, move NEW -> WON"
+    )
 
 
 @pytest.mark.parametrize(

@@ -190,7 +190,9 @@ def test_a_missing_topic_is_a_one_line_error(brokers: str) -> None:
         timeout=60,
     )
     assert done.returncode == 2
-    assert done.stderr.startswith(f"crm-triggers: error: --history-topic (CRM_TRIGGERS_HISTORY_TOPIC): topic '{missing}'")
+    assert done.stderr.startswith(
+        f"crm-triggers: error: --history-topic (CRM_TRIGGERS_HISTORY_TOPIC): topic '{missing}'"
+    )
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
 
 
@@ -228,3 +230,53 @@ def test_a_cluster_of_two_processes_writes_the_windows_of_one(
         assert sorted(written, key=lambda w: w["id"]) == sorted(expected, key=lambda w: w["id"])
     finally:
         delete_topics(kafka, [p.name for p in plans])
+
+
+def test_topics_create_makes_the_stats_topic_and_tail_stats_prints_its_windows(
+    kafka: KafkaSettings, brokers: str, start_stats: Any
+) -> None:
+    tag = f"test-{uuid.uuid4().hex[:12]}"
+    names = {
+        option: f"{tag}.{option}"
+        for option in ("events", "automation", "transitions", "dead-letter", "stats")
+    }
+    history = f"{tag}.stage-history"
+    made = subprocess.run(
+        [sys.executable, "-m", "flows", "topics", "create", "--brokers", brokers]
+        + [f"--{option}-topic={name}" for option, name in names.items()]
+        + ["--partitions", "1", "--replication-factor", "1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    create_topics(kafka, [TopicPlan(history, 1)], replication_factor=1)
+    try:
+        assert made.returncode == 0, made.stderr
+        assert names["stats"] in made.stdout
+        records = random_history(seed=5, items=80, hours=2)
+        topics = StatsTopics(history, names["stats"], names["dead-letter"])
+        produce_lines(kafka, history, lines(records))
+        finish(start_stats(topics, "--until-end"))
+        windows = [w for w in read_json(kafka, topics.stats) if w["kind"] == "window"]
+
+        shown = subprocess.run(
+            [
+                *(sys.executable, "-m", "flows", "tail", "--brokers", brokers, "--stats"),
+                *("--stats-topic", topics.stats, "--from-beginning", "--timeout", "5"),
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert shown.returncode == 0, shown.stderr
+        printed = shown.stdout.splitlines()
+        assert printed[1].split()[:3] == ["stage", "semantic", "entries"]
+        titles = [line for line in printed if line and not line.startswith(" ")]
+        assert len(titles) == len(windows)
+        for title, window in zip(titles, windows, strict=True):
+            assert title.startswith(window["window_start"][:16].replace("T", " "))
+            assert f"{pipeline_of(window)}  {window['records']} record" in title
+    finally:
+        delete_topics(kafka, [history, *names.values()])
