@@ -38,7 +38,6 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import bytewax.operators as op
-from bytewax.connectors.kafka import KafkaSourceMessage
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource, run_main
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError
@@ -51,7 +50,7 @@ from connectors.kafka import (
     delete_topics,
     produce_records,
 )
-from flows.stats import StatsSettings, build_stats_flow, stats_flow
+from flows.stats import StatsSettings, batches_of, build_stats_flow, stats_flow
 
 PIPELINES = [
     ("acme", "deal", "0", [("NEW", "process"), ("PREPARATION", "process"),
@@ -184,12 +183,8 @@ def job(kafka: KafkaSettings, topic: str, batch_size: int) -> float:
 
 def in_memory(values: list[bytes], batch_size: int) -> float:
     """Seconds the same dataflow takes on the records from memory (no Kafka)."""
-    messages = [
-        KafkaSourceMessage(key=None, value=v, topic="history", partition=0, offset=n)
-        for n, v in enumerate(values)
-    ]
     flow = Dataflow("bench_stats")
-    stream = op.input("history", flow, TestingSource(messages, batch_size))
+    stream = op.input("history", flow, TestingSource(batches_of(values, batch_size)))
     out, letters = build_stats_flow(stream, timedelta(hours=1), timedelta(minutes=10))
     op.output("out", out, TestingSink([]))
     op.output("dlq", letters, TestingSink([]))

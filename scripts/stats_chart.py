@@ -28,23 +28,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bytewax.operators as op
 from bench_stats import history_records
-from bytewax.connectors.kafka import KafkaSourceMessage
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource, run_main
 
 from analytics import histogram
-from flows.stats import build_stats_flow
+from flows.stats import batches_of, build_stats_flow
 
 
 def window_records(values: list[bytes]) -> list[dict[str, Any]]:
     """The window records the statistics flow writes for these history records."""
-    messages = [
-        KafkaSourceMessage(key=None, value=v, topic="history", partition=0, offset=n)
-        for n, v in enumerate(values)
-    ]
     flow = Dataflow("stats_chart")
     out: list[Any] = []
-    stream = op.input("history", flow, TestingSource(messages, 4096))
+    stream = op.input("history", flow, TestingSource(batches_of(values, 4096)))
     stats, letters = build_stats_flow(stream, timedelta(hours=1), timedelta(minutes=10))
     op.output("out", stats, TestingSink(out))
     op.output("dlq", letters, TestingSink([]))

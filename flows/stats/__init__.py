@@ -1,10 +1,10 @@
 """Live statistics: the stage-history topic in, one record per pipeline and window out.
 
 One module per concern: `records` (decoding history records), `stays` (each
-item's open stay, the facts a record adds), `windows` (what a window counts,
-the event-time clock, the records written), `dataflow` (the steps and the Kafka
-source and sinks), `command` (settings and `crm-triggers stats`) and `table`
-(`crm-triggers tail --stats`).
+item's open stay, the facts a record adds, counted into chunks), `figures`
+(what a window counts), `windows` (the event-time clock, the records written),
+`dataflow` (the steps, the Kafka source and sinks), `command` (settings and
+`crm-triggers stats`) and `table` (`crm-triggers tail --stats`).
 
 Run it with the command line (`crm-triggers stats --brokers HOST:PORT ...`) or
 with Bytewax's runner, settings from the environment (`-i/-a` for a cluster of
@@ -31,18 +31,18 @@ from flows.stats.command import (
     run_stats,
     stats_topic_plans,
 )
-from flows.stats.dataflow import StatsOutput, build_stats_flow, consumer_error, stats_flow
-from flows.stats.records import HistoryRecord, InvalidHistoryError, decode, parse_history
-from flows.stats.stays import Fact, OpenStay, StaysLogic, stay_facts
-from flows.stats.table import stats_table
-from flows.stats.windows import (
-    EPOCH,
-    LatenessClock,
-    WindowFigures,
-    late_record,
-    window_id_of,
-    window_record,
+from flows.stats.dataflow import HistorySource, StatsOutput, build_stats_flow, stats_flow
+from flows.stats.figures import EPOCH, WindowFigures
+from flows.stats.records import (
+    HistoryRecord,
+    InvalidHistoryError,
+    batches_of,
+    decode_batch,
+    parse_history,
 )
+from flows.stats.stays import Chunk, Fact, OpenStay, StaysLogic, stay_facts
+from flows.stats.table import stats_table
+from flows.stats.windows import LatenessClock, late_record, window_id_of, window_record
 
 __all__ = [
     "DEFAULT_ALLOWED_LATENESS",
@@ -50,8 +50,10 @@ __all__ = [
     "EPOCH",
     "HISTORY_TOPIC",
     "STATS_TOPIC",
+    "Chunk",
     "Fact",
     "HistoryRecord",
+    "HistorySource",
     "InvalidHistoryError",
     "LatenessClock",
     "OpenStay",
@@ -59,10 +61,10 @@ __all__ = [
     "StatsSettings",
     "StaysLogic",
     "WindowFigures",
+    "batches_of",
     "build_stats_flow",
     "command",
-    "consumer_error",
-    "decode",
+    "decode_batch",
     "duration",
     "late_record",
     "parse_history",

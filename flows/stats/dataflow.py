@@ -5,8 +5,11 @@
                              │ partition)    event time)  │
                              └─> dead letters ────────────┴───────────────────> Kafka dead-letter
 
-Decoding is in `flows.stats.records`, the stays step in `flows.stats.stays`,
-what the windows count and write in `flows.stats.windows`.
+The source hands over each partition's records in batches of raw bytes; the
+stays step (keyed by partition) decodes a batch (`flows.stats.records`), finds
+what each record adds (`flows.stats.stays`) and counts it into chunks per
+pipeline and window (`flows.stats.figures`); the windows (`flows.stats.windows`)
+merge the chunks, decide lateness with the pipeline's clock and write records.
 """
 
 from __future__ import annotations
@@ -17,32 +20,23 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 import bytewax.operators as op
 import orjson
-from bytewax.connectors.kafka import KafkaSink, KafkaSinkMessage, KafkaSourceMessage
-from bytewax.connectors.kafka import operators as kop
+from bytewax.connectors.kafka import KafkaSink, KafkaSinkMessage
 from bytewax.dataflow import Dataflow, Stream
+from bytewax.inputs import FixedPartitionedSource
 from bytewax.operators import KeyedStream
 from bytewax.operators.windowing import TumblingWindower, fold_window
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END
-from confluent_kafka import KafkaError as ConfluentKafkaError
 
 from connectors.deadletter import DeadLetter
-from flows.stats.records import HistoryRecord, decode
-from flows.stats.stays import Fact, StaysLogic
-from flows.stats.windows import (
-    EPOCH,
-    LatenessClock,
-    WindowFigures,
-    count_fact,
-    late_record,
-    merge_figures,
-    window_record,
-)
-from state.errors import SourceError
+from connectors.kafka import EventsPartition, KafkaSettings, admin_client, topic_partitions
+from connectors.raw import RawBatch
+from flows.stats.figures import EPOCH, WindowFigures, merge_figures
+from flows.stats.stays import Chunk, StaysLogic
+from flows.stats.windows import LatenessClock, add_chunk, late_record, window_record
 
 if TYPE_CHECKING:
     from flows.stats.command import StatsSettings
@@ -59,23 +53,57 @@ class StatsOutput:
     value: bytes
 
 
+class HistorySource(FixedPartitionedSource[RawBatch, int]):
+    """The history topic, one Bytewax partition per Kafka partition, read in batches of raw
+    bytes (the main job's partition reader: no message object per record). Each
+    partition's snapshot is the next offset to read."""
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        topic: str,
+        batch_size: int,
+        until_end: bool = False,
+        start_at_end: bool = False,
+    ) -> None:
+        self.kafka, self.topic, self.batch_size = kafka, topic, batch_size
+        self.until_end, self.start_at_end = until_end, start_at_end
+
+    def list_parts(self) -> list[str]:
+        partitions = topic_partitions(admin_client(self.kafka), self.topic, self.kafka.brokers)
+        return [str(p) for p in partitions]
+
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> EventsPartition:
+        return EventsPartition(
+            self.kafka,
+            self.topic,
+            int(for_part),
+            resume_state,
+            self.batch_size,
+            self.until_end,
+            self.start_at_end,
+        )
+
+
+def partition_of(batch: RawBatch) -> str:
+    return f"{batch.source}:{batch.partition}"
+
+
 def build_stats_flow(
-    history: Stream[KafkaSourceMessage[bytes | None, bytes | None]],
+    history: Stream[RawBatch],
     window: timedelta,
     lateness: timedelta,
 ) -> tuple[Stream[StatsOutput], Stream[StatsOutput]]:
-    """The steps from history messages to output records: (stats records, dead letters)."""
-    decoded = op.map("decode", history, decode)
-    split = op.branch("valid", decoded, lambda x: type(x) is tuple)
-    by_partition = cast(KeyedStream[HistoryRecord], split.trues)
+    """The steps from batches of history records to output records: (stats records, dead
+    letters)."""
+    by_partition = op.key_on("by_partition", history, partition_of)
+    stays = op.stateful_batch("stays", by_partition, lambda resume: StaysLogic(window, resume))
+    found = op.branch("valid", op.map("unkey", stays, lambda kv: kv[1]), lambda x: type(x) is tuple)
+    by_pipeline = cast(KeyedStream[Chunk], found.trues)
     letters = op.map(
         "dead_letter",
-        split.falses,
+        found.falses,
         lambda d: StatsOutput("dead_letter", "", cast(DeadLetter, d).to_json()),
-    )
-    facts = op.stateful_batch("stays", by_partition, StaysLogic)
-    by_pipeline = cast(
-        KeyedStream[Fact], op.map("by_pipeline", facts, lambda group_fact: group_fact[1])
     )
     windows = fold_window(
         "windows",
@@ -83,7 +111,7 @@ def build_stats_flow(
         LatenessClock(window, lateness),
         TumblingWindower(length=window, align_to=EPOCH),
         WindowFigures,
-        count_fact,
+        add_chunk,
         merge_figures,
         ordered=False,
     )
@@ -93,16 +121,19 @@ def build_stats_flow(
         record = window_record(pipeline, window_id, figures, window)
         return StatsOutput("window", pipeline, orjson.dumps(record))
 
-    def late(pipeline_fact: tuple[str, tuple[int, Fact]]) -> StatsOutput:
-        pipeline, (window_id, fact) = pipeline_fact
-        return StatsOutput(
-            "late", pipeline, orjson.dumps(late_record(pipeline, window_id, fact, window))
-        )
+    def late(pipeline_chunk: tuple[str, tuple[int, Chunk]]) -> list[StatsOutput]:
+        pipeline, (window_id, chunk) = pipeline_chunk
+        return [
+            StatsOutput(
+                "late", pipeline, orjson.dumps(late_record(pipeline, window_id, fact, window))
+            )
+            for fact in chunk.facts
+        ]
 
     out = op.merge(
         "stats_records",
         op.map("window_record", windows.down, closed),
-        op.map("late_record", windows.late, late),
+        op.flat_map("late_record", windows.late, late),
     )
     return out, letters
 
@@ -111,19 +142,15 @@ def stats_flow(settings: StatsSettings, progress: Callable[[str], None] | None =
     """The live statistics job: Kafka in, Kafka out."""
     flow = Dataflow("crm_triggers_stats")
     kafka = settings.kafka
-    consumer_options = {"auto.offset.reset": "error", **kafka.options}
-    history = kop.input(
-        "history",
-        flow,
-        brokers=kafka.brokers.split(","),
-        topics=[settings.history_topic],
-        tail=not settings.until_end,
-        starting_offset=OFFSET_END if settings.start_from == "end" else OFFSET_BEGINNING,
-        add_config=consumer_options,
-        batch_size=settings.batch_size,
+    source = HistorySource(
+        kafka,
+        settings.history_topic,
+        settings.batch_size,
+        until_end=settings.until_end,
+        start_at_end=settings.start_from == "end",
     )
-    op.inspect("consumer_error", history.errs, consumer_error)
-    stats, letters = build_stats_flow(history.oks, settings.window, settings.allowed_lateness)
+    history = op.input("history", flow, source)
+    stats, letters = build_stats_flow(history, settings.window, settings.allowed_lateness)
 
     def to_message(topic: str) -> Callable[[StatsOutput], KafkaSinkMessage[bytes, bytes]]:
         def message(out: StatsOutput) -> KafkaSinkMessage[bytes, bytes]:
@@ -163,25 +190,6 @@ def _tally(out: StatsOutput) -> tuple[str, int]:
         records = orjson.loads(out.value)["records"]
         return out.kind, records
     return out.kind, 1
-
-
-def consumer_error(step_id: str, error: Any) -> None:
-    """Log a transient error of the history consumer; raise SourceError for one that stays.
-
-    A resume offset that retention has deleted is one (`auto.offset.reset` is
-    `error`): the job stops rather than skip records silently.
-    """
-    err = error.err
-    where = f"history topic partition {error.msg.partition}"
-    if err.code() == ConfluentKafkaError._AUTO_OFFSET_RESET:
-        raise SourceError(
-            f"{where}: the offset to resume from is out of range ({err.str()}): the records "
-            "were deleted by retention before the job read them. To skip to what is left, "
-            "run with --kafka-option auto.offset.reset=earliest"
-        )
-    if err.fatal() or not err.retriable():
-        raise SourceError(f"{where}: {err.str()}")
-    log.warning("%s: %s (retrying)", where, err.str())
 
 
 def _print_line(line: str) -> None:

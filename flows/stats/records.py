@@ -1,14 +1,15 @@
-"""Stage-history records: from the bytes of a Kafka message to a typed record or a dead letter."""
+"""Stage-history records: from the bytes of a Kafka record to a typed record or a dead letter."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Literal, NamedTuple, cast
 
 import msgspec
-from bytewax.connectors.kafka import KafkaSourceMessage
 
-from connectors.deadletter import DeadLetter, Origin
+from connectors.deadletter import DeadLetter
+from connectors.raw import RawBatch
 
 
 class HistoryRecord(NamedTuple):
@@ -135,17 +136,37 @@ def parse_history(raw: bytes) -> HistoryRecord:
     )
 
 
-def decode(
-    message: KafkaSourceMessage[bytes | None, bytes | None],
-) -> tuple[str, HistoryRecord] | DeadLetter:
-    """A Kafka message as (its partition, the history record), or its dead letter."""
-    raw = message.value
-    origin = Origin(topic=message.topic, partition=message.partition, offset=message.offset)
-    if raw is None:
-        return DeadLetter(
-            "invalid_record", "a null value (tombstone) is not a history record", b"", origin
+def decode_batch(batch: RawBatch) -> Iterator[HistoryRecord | DeadLetter]:
+    """A batch of a history partition as records, in order; the unreadable ones as dead
+    letters with their bytes and offset."""
+    for index, raw in enumerate(batch.values):
+        if raw is None:
+            yield DeadLetter(
+                "invalid_record",
+                "a null value (tombstone) is not a history record",
+                b"",
+                batch.origin(index),
+            )
+            continue
+        try:
+            yield parse_history(raw)
+        except InvalidHistoryError as bad:
+            yield DeadLetter(bad.code, str(bad), raw, batch.origin(index))
+
+
+def batches_of(
+    values: Sequence[bytes | None], size: int, topic: str = "crm.stage-history", partition: int = 0
+) -> list[RawBatch]:
+    """Records as one history partition hands them over, `size` at a time (offsets from 0):
+    the input of `build_stats_flow` from memory (tests, scripts)."""
+    return [
+        RawBatch(
+            "history",
+            topic,
+            partition,
+            start,
+            range(start, min(start + size, len(values))),
+            values[start : start + size],
         )
-    try:
-        return f"{message.topic}:{message.partition}", parse_history(raw)
-    except InvalidHistoryError as bad:
-        return DeadLetter(bad.code, str(bad), raw, origin)
+        for start in range(0, len(values), size)
+    ]

@@ -1,5 +1,10 @@
 """The stays step: each item's open stay, and what each history record adds to the windows.
 
+One step per batch of a partition: decode the batch, find each record's facts
+(an entry, a closed stay, a move, a fire) and count them, per pipeline and
+window, into chunks: the windows receive a chunk where they would receive a
+fact per record (see `Chunk`).
+
 A history record (spec 6.1) opens a stay on its stage; the item's next record
 closes it (spec 6.2). The step keeps each item's last record. It is keyed by
 Kafka partition: the topic is keyed by item, so an item's records are all in
@@ -10,12 +15,16 @@ event time out of order).
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from bytewax.operators import StatefulBatchLogic
 
-from flows.stats.records import HistoryRecord
+from connectors.deadletter import DeadLetter
+from connectors.raw import RawBatch
+from flows.stats.figures import EPOCH, WindowFigures, count_fact
+from flows.stats.records import HistoryRecord, decode_batch
 
 MOVE_KINDS = frozenset({"trigger", "crm"})
 
@@ -87,23 +96,67 @@ def stay_facts(
     return after, facts
 
 
-class StaysLogic(StatefulBatchLogic[HistoryRecord, tuple[str, Fact], dict[str, OpenStay]]):
-    """The open stay of each item of one partition; a batch of its records in one call."""
+@dataclass(slots=True)
+class Chunk:
+    """The facts of one pipeline in one window that follow each other in a partition's batch,
+    counted together: what the windows receive as one item instead of one per fact.
 
-    def __init__(self, resume: dict[str, OpenStay] | None) -> None:
+    `at` is the latest `at` among them. Facts of one window cannot close that window (its
+    end is after each of them), so a chunk is late or on time as a whole, as each of its
+    facts would be on its own; `facts` are kept for the late records.
+    """
+
+    at: datetime
+    figures: WindowFigures
+    facts: list[Fact]
+
+
+Out = tuple[str, Chunk] | DeadLetter
+
+
+class StaysLogic(StatefulBatchLogic[RawBatch, Out, dict[str, OpenStay]]):
+    """One partition of the history topic: decodes its batches, keeps the open stay of each
+    of its items, and counts what each record adds into chunks by pipeline and window."""
+
+    def __init__(self, window: timedelta, resume: dict[str, OpenStay] | None) -> None:
+        self.window = window
         self.open: dict[str, OpenStay] = dict(resume or {})
 
-    def on_batch(self, values: list[HistoryRecord]) -> tuple[list[tuple[str, Fact]], bool]:
-        out: list[tuple[str, Fact]] = []
+    def on_batch(self, values: list[RawBatch]) -> tuple[list[Out], bool]:
+        out: list[Out] = []
         open_stays = self.open
-        for record in values:
-            item = f"{record.tenant}/{record.entity}/{record.item_id}"
-            after, facts = stay_facts(open_stays.get(item), record, item)
-            if after is None:
-                open_stays.pop(item, None)
-            else:
-                open_stays[item] = after
-            out.extend(facts)
+        window = self.window
+        # Per pipeline, the chunk being filled and its window; a fact of another window
+        # closes it, so that a pipeline's chunks keep its facts' order.
+        filling: dict[str, tuple[int, Chunk]] = {}
+        for batch in values:
+            for record in decode_batch(batch):
+                if type(record) is DeadLetter:
+                    out.append(record)
+                    continue
+                assert type(record) is HistoryRecord
+                item = f"{record.tenant}/{record.entity}/{record.item_id}"
+                after, facts = stay_facts(open_stays.get(item), record, item)
+                if after is None:
+                    open_stays.pop(item, None)
+                else:
+                    open_stays[item] = after
+                for pipeline, fact in facts:
+                    at = fact.at
+                    window_id = (at - EPOCH) // window
+                    found = filling.get(pipeline)
+                    if found is None or found[0] != window_id:
+                        if found is not None:
+                            out.append((pipeline, found[1]))
+                        chunk = Chunk(at, WindowFigures(), [])
+                        filling[pipeline] = (window_id, chunk)
+                    else:
+                        chunk = found[1]
+                        if at > chunk.at:
+                            chunk.at = at
+                    count_fact(chunk.figures, fact)
+                    chunk.facts.append(fact)
+        out.extend((pipeline, chunk) for pipeline, (_, chunk) in filling.items())
         return out, False
 
     def snapshot(self) -> dict[str, OpenStay]:

@@ -1,116 +1,34 @@
-"""The windows: what a pipeline's window counts, the event-time clock, the records written.
+"""The windows: the event-time clock and the records a window and a late fact write.
 
-Facts keyed by pipeline are counted into Bytewax's event-time tumbling windows
-(`fold_window`). A window closes when the latest `at` of its pipeline passes
-its end plus the allowed lateness (`LatenessClock`); a fact for a closed window
-comes out on the late output and is written as a record of its own.
+Chunks of facts keyed by pipeline are merged into Bytewax's event-time tumbling
+windows (`fold_window`). A window closes when the latest `at` of its pipeline
+passes its end plus the allowed lateness (`LatenessClock`); a chunk for a closed
+window comes out on the late output and each of its facts is written as a
+record of its own.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bytewax.operators.windowing import UTC_MAX, UTC_MIN, Clock, ClockLogic
 
 from analytics import histogram
-from flows.stats.stays import Fact
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-"""Windows are aligned to the Unix epoch: hourly windows start on the hour (UTC)."""
+from flows.stats.figures import EPOCH, WindowFigures, merge_figures
+from flows.stats.stays import Chunk, Fact
 
 STATS_ID_NAMESPACE = uuid.UUID("0c6f1f8e-3b2d-5a44-9e1c-7d2b8a5f6e31")
 """Namespace of the deterministic ids of window and late records."""
 
 
-@dataclass(slots=True)
-class StageFigures:
-    """One stage in one window: stays opened (entries), their items, stays closed."""
-
-    semantic: str | None = None
-    entries: int = 0
-    items: set[str] = field(default_factory=set)
-    closed: int = 0
-    sum_s: float = 0.0
-    max_s: float = 0.0
-    histogram: histogram.Histogram = field(default_factory=dict)
-
-    def merge(self, other: StageFigures) -> None:
-        self.semantic = self.semantic or other.semantic
-        self.entries += other.entries
-        self.items |= other.items
-        self.closed += other.closed
-        self.sum_s += other.sum_s
-        self.max_s = max(self.max_s, other.max_s)
-        self.histogram = histogram.merge((self.histogram, other.histogram))
-
-
-@dataclass(slots=True)
-class WindowFigures:
-    """Everything one pipeline's window counts."""
-
-    records: int = 0
-    stages: dict[str, StageFigures] = field(default_factory=dict)
-    moves: dict[tuple[str | None, str, str], int] = field(default_factory=dict)
-    fires: dict[str, tuple[str | None, int, set[str]]] = field(default_factory=dict)
-
-    def stage(self, stage: str) -> StageFigures:
-        found = self.stages.get(stage)
-        if found is None:
-            found = self.stages[stage] = StageFigures()
-        return found
-
-
-def count_fact(figures: WindowFigures, fact: Fact) -> WindowFigures:
-    """The folder of the windows: add one fact, in place."""
-    if fact.counted:
-        figures.records += 1
-    if fact.stage is not None:
-        entered = figures.stage(fact.stage)
-        entered.entries += 1
-        entered.items.add(fact.item)
-        if fact.semantic is not None:
-            entered.semantic = fact.semantic
-    if fact.stay is not None:
-        stage, semantic, seconds = fact.stay
-        closed = figures.stage(stage)
-        closed.closed += 1
-        closed.sum_s += seconds
-        if seconds > closed.max_s:
-            closed.max_s = seconds
-        histogram.add(closed.histogram, seconds)
-        if closed.semantic is None:
-            closed.semantic = semantic
-    if fact.move is not None:
-        figures.moves[fact.move] = figures.moves.get(fact.move, 0) + 1
-    if fact.trigger is not None:
-        trigger_id, code = fact.trigger
-        _, fires, items = figures.fires.get(trigger_id) or (code, 0, set())
-        items.add(fact.item)
-        figures.fires[trigger_id] = (code, fires + 1, items)
-    return figures
-
-
-def merge_figures(a: WindowFigures, b: WindowFigures) -> WindowFigures:
-    """The merger of the windows (tumbling windows never merge; kept exact all the same)."""
-    a.records += b.records
-    for stage, figures in b.stages.items():
-        a.stage(stage).merge(figures)
-    for move, count in b.moves.items():
-        a.moves[move] = a.moves.get(move, 0) + count
-    for trigger_id, (code, fires, items) in b.fires.items():
-        have_code, have_fires, have_items = a.fires.get(trigger_id) or (code, 0, set())
-        a.fires[trigger_id] = (have_code or code, have_fires + fires, have_items | items)
-    return a
-
-
 @dataclass(frozen=True)
-class LatenessClock(Clock[Fact, datetime]):
-    """Event time from each fact's `at`: a window closes once the latest `at` seen
-    reaches its end plus the allowed lateness, and only a record for a closed window
-    is late.
+class LatenessClock(Clock[Chunk, datetime]):
+    """Event time from each chunk's latest `at`: a window closes once the latest `at`
+    seen reaches its end plus the allowed lateness, and only a record for a closed
+    window is late (a chunk holds the facts of one window, see `Chunk`).
 
     Bytewax's `EventClock` calls a record late as soon as it is older than the
     latest `at` minus the lateness, even while its window is still open, and moves
@@ -130,7 +48,7 @@ class LatenessClock(Clock[Fact, datetime]):
         )
 
 
-class LatenessClockLogic(ClockLogic[Fact, datetime]):
+class LatenessClockLogic(ClockLogic[Chunk, datetime]):
     def __init__(
         self, length: timedelta, lateness: timedelta, align_to: datetime, latest: datetime
     ):
@@ -154,7 +72,7 @@ class LatenessClockLogic(ClockLogic[Fact, datetime]):
     def before_batch(self) -> None:
         pass
 
-    def on_item(self, value: Fact) -> tuple[datetime, datetime]:
+    def on_item(self, value: Chunk) -> tuple[datetime, datetime]:
         at = value.at
         if at > self.latest:
             self.latest = at
@@ -271,3 +189,8 @@ def late_record(pipeline: str, window_id: int, fact: Fact, length: timedelta) ->
         if fact.trigger is None
         else {"id": fact.trigger[0], "code": fact.trigger[1]},
     }
+
+
+def add_chunk(figures: WindowFigures, chunk: Chunk) -> WindowFigures:
+    """The folder of the windows: add a chunk's figures, in place."""
+    return merge_figures(figures, chunk.figures)

@@ -12,13 +12,13 @@ from typing import Any
 import bytewax.operators as op
 import orjson
 import pytest
-from bytewax.connectors.kafka import KafkaSourceMessage
 from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
 
 from analytics import histogram
 from flows.stats import (
     OpenStay,
+    batches_of,
     build_stats_flow,
     parse_history,
     stats_table,
@@ -176,17 +176,8 @@ def exact_windows(records: list[dict[str, Any]], length: timedelta) -> dict[tupl
     return dict(out)
 
 
-def messages(records: list[Any]) -> list[KafkaSourceMessage[bytes | None, bytes | None]]:
-    return [
-        KafkaSourceMessage(
-            key=None,
-            value=r if isinstance(r, bytes) or r is None else orjson.dumps(r),
-            topic="crm.stage-history",
-            partition=0,
-            offset=n,
-        )
-        for n, r in enumerate(records)
-    ]
+def values(records: list[Any]) -> list[bytes | None]:
+    return [r if isinstance(r, bytes) or r is None else orjson.dumps(r) for r in records]
 
 
 def run_stats(
@@ -194,12 +185,13 @@ def run_stats(
     window: timedelta = HOUR,
     lateness: timedelta = LATENESS,
     workers: int = 1,
+    batch_size: int = 7,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """(window records, late records, dead letters) of the flow on these history records."""
     flow = Dataflow("stats_test")
     stats: list[Any] = []
     letters: list[Any] = []
-    history_in = op.input("history", flow, TestingSource(messages(records)))
+    history_in = op.input("history", flow, TestingSource(batches_of(values(records), batch_size)))
     out, dead = build_stats_flow(history_in, window, lateness)
     op.output("stats", out, TestingSink(stats))
     op.output("dead", dead, TestingSink(letters))
@@ -355,6 +347,27 @@ def test_shuffled_history_counts_every_record_once() -> None:
     late_records = {x["history_id"] for x in late}
     assert "very-late" in late_records
     assert counted + len(late_records) == len(shuffled)
+
+
+def test_batch_boundaries_change_no_window_and_no_late_record() -> None:
+    # The stays step counts a batch's facts into chunks; where batches end must not matter.
+    records = random_history(seed=23, items=200)
+    rng = random.Random(5)
+    for i in range(len(records) - 1):
+        if rng.random() < 0.3:
+            records[i], records[i + 1] = records[i + 1], records[i]
+    records.insert(len(records) // 3, records[0] | {"id": "very-late"})
+    outputs = []
+    for size in (1, 3, 64, len(records)):
+        windows, late, _ = run_stats(records, lateness=timedelta(minutes=2), batch_size=size)
+        outputs.append(
+            (
+                sorted(windows, key=lambda w: w["id"]),
+                sorted(late, key=lambda x: (x["history_id"], x["category"])),
+            )
+        )
+    assert outputs[0][1], "the history has late records"
+    assert all(output == outputs[0] for output in outputs[1:])
 
 
 def test_bad_history_records_are_dead_letters() -> None:
@@ -541,23 +554,3 @@ def test_stats_settings_from_the_environment() -> None:
     assert settings.allowed_lateness == timedelta(minutes=10)
     assert settings.recovery_dir == "/tmp/stats-recovery"
     assert settings.history_topic == "crm.stage-history"
-
-
-def test_consumer_errors_are_logged_or_stop_the_job() -> None:
-    from bytewax.connectors.kafka import KafkaError as BytewaxKafkaError
-    from confluent_kafka import KafkaError
-
-    from flows.stats import consumer_error
-    from state.errors import SourceError
-
-    message: KafkaSourceMessage[bytes | None, bytes | None] = KafkaSourceMessage(
-        None, None, partition=2
-    )
-    transient = KafkaError(KafkaError._TRANSPORT, "broker down", retriable=True)
-    consumer_error("errors", BytewaxKafkaError(transient, message))  # logged, goes on
-    lost = KafkaError(KafkaError._AUTO_OFFSET_RESET, "offset out of range")
-    with pytest.raises(SourceError, match="partition 2: the offset to resume from is out"):
-        consumer_error("errors", BytewaxKafkaError(lost, message))
-    fatal = KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED, "denied")
-    with pytest.raises(SourceError, match="denied"):
-        consumer_error("errors", BytewaxKafkaError(fatal, message))
