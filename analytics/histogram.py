@@ -17,6 +17,7 @@ In JSON a histogram is a list of `[bucket, count]` pairs in bucket order
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,11 @@ Histogram = dict[int, int]
 
 def bucket_of(seconds: float) -> int:
     """The bucket of a stay length in seconds (negative lengths count as 0)."""
-    if not seconds >= _SMALLEST:
+    if seconds < _TABLE_END:
+        # The first bucket whose upper bound is above the length: a search of the bounds
+        # themselves, so no rounding of a logarithm can put a length across one.
+        return bisect_right(_HIGHS, seconds)
+    if not seconds >= _SMALLEST:  # NaN
         return 0
     bucket = 1 + _OFFSET + math.floor(BUCKETS_PER_DOUBLING * math.log2(seconds))
     # log2 may round across a bound by one unit in the last place: settle on the bounds.
@@ -54,6 +59,11 @@ def bucket_low(bucket: int) -> float:
 def bucket_high(bucket: int) -> float:
     """Exclusive upper bound of a bucket, in seconds."""
     return 2.0 ** ((max(bucket, 0) - _OFFSET) / BUCKETS_PER_DOUBLING)
+
+
+_HIGHS = [bucket_high(bucket) for bucket in range(512)]
+"""Upper bounds of the first 512 buckets (up to 2^54 s); longer stays take the logarithm."""
+_TABLE_END = _HIGHS[-1]
 
 
 def add(histogram: Histogram, seconds: float) -> None:

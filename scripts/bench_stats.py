@@ -14,7 +14,9 @@ the broker in CRM_TRIGGERS_BROKERS (default 127.0.0.1:9092), then alternates:
 - flow only (`--in-memory`): the same dataflow on the records from memory
   (Bytewax's TestingSource), which leaves Kafka out of the figure.
 
-and prints records/s of each and the job's ratio to the baseline. `--profile`
+and prints records/s of each and the job's ratio to the baseline, and the CPU
+time of each per record (the process's, every thread): on a shared machine the
+wall-clock rates follow the load, the CPU ratio much less. `--profile`
 runs the job once more under cProfile and prints where its time goes.
 """
 
@@ -214,20 +216,30 @@ def main() -> None:
         n = len(pairs)
         print(f"{n:,} records in {topic} ({args.partitions} partitions)")
         base_rates, job_rates, memory_rates = [], [], []
+        base_cpu, job_cpu = [], []
         for run in range(args.runs):
+            cpu = time.process_time()
             count, seconds = baseline(kafka, topic, args.partitions)
+            base_cpu.append((time.process_time() - cpu) / n * 1e6)
             assert count == n, (count, n)
             base_rates.append(n / seconds)
+            cpu = time.process_time()
             job_rates.append(n / job(kafka, topic, args.batch_size))
-            line = f"run {run + 1}: baseline {base_rates[-1]:,.0f}/s, job {job_rates[-1]:,.0f}/s"
+            job_cpu.append((time.process_time() - cpu) / n * 1e6)
+            line = (
+                f"run {run + 1}: baseline {base_rates[-1]:,.0f}/s ({base_cpu[-1]:.1f} us CPU "
+                f"per record), job {job_rates[-1]:,.0f}/s ({job_cpu[-1]:.1f} us CPU)"
+            )
             if args.in_memory:
                 memory_rates.append(n / in_memory([v for _, v in pairs], args.batch_size))
                 line += f", flow from memory {memory_rates[-1]:,.0f}/s"
             print(line, flush=True)
         base, rate = statistics.median(base_rates), statistics.median(job_rates)
+        cpu_ratio = statistics.median(base_cpu) / statistics.median(job_cpu)
         print(
             f"median: job {rate:,.0f} records/s, plain confluent-kafka loop {base:,.0f}/s, "
-            f"ratio {rate / base:.2f}"
+            f"ratio {rate / base:.2f}; CPU per record: job {statistics.median(job_cpu):.1f} us, "
+            f"loop {statistics.median(base_cpu):.1f} us, ratio {cpu_ratio:.2f}"
             + (
                 f"; flow from memory {statistics.median(memory_rates):,.0f}/s"
                 if memory_rates

@@ -1,9 +1,10 @@
 """The statistics dataflow: the stage-history topic in, window records out.
 
-    Kafka history ─> decode ─┬─> stays ───> windows ────┬─> window records ─┐
-                             │ (by Kafka    (by pipeline, ├─> late records ───┴─> Kafka stage-stats
-                             │ partition)    event time)  │
-                             └─> dead letters ────────────┴───────────────────> Kafka dead-letter
+    Kafka history ──> stays ──────────────────┬─> windows ─────┬─> window records ─┐
+    (batches of       (by Kafka partition:    │  (by pipeline,  ├─> late records ───┴─> stage-stats
+     raw bytes)        decode, open stays,    │   event time)   │
+                       chunks per pipeline    └─> dead letters ─┴──────────────────> dead-letter
+                       and window)
 
 The source hands over each partition's records in batches of raw bytes; the
 stays step (keyed by partition) decodes a batch (`flows.stats.records`), finds

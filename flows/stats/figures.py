@@ -57,24 +57,33 @@ def count_fact(figures: WindowFigures, fact: Fact) -> WindowFigures:
     """The folder of the windows: add one fact, in place."""
     if fact.counted:
         figures.records += 1
-    if fact.stage is not None:
-        entered = figures.stage(fact.stage)
+    stages = figures.stages
+    stage = fact.stage
+    if stage is not None:
+        entered = stages.get(stage)
+        if entered is None:
+            entered = stages[stage] = StageFigures()
         entered.entries += 1
         entered.items.add(fact.item)
         if fact.semantic is not None:
             entered.semantic = fact.semantic
-    if fact.stay is not None:
-        stage, semantic, seconds = fact.stay
-        closed = figures.stage(stage)
+    stay = fact.stay
+    if stay is not None:
+        stage, semantic, seconds = stay
+        closed = stages.get(stage)
+        if closed is None:
+            closed = stages[stage] = StageFigures()
         closed.closed += 1
         closed.sum_s += seconds
         if seconds > closed.max_s:
             closed.max_s = seconds
-        histogram.add(closed.histogram, seconds)
+        bucket = histogram.bucket_of(seconds)
+        closed.histogram[bucket] = closed.histogram.get(bucket, 0) + 1
         if closed.semantic is None:
             closed.semantic = semantic
-    if fact.move is not None:
-        figures.moves[fact.move] = figures.moves.get(fact.move, 0) + 1
+    move = fact.move
+    if move is not None:
+        figures.moves[move] = figures.moves.get(move, 0) + 1
     if fact.trigger is not None:
         trigger_id, code = fact.trigger
         _, fires, items = figures.fires.get(trigger_id) or (code, 0, set())

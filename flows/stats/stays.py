@@ -126,9 +126,9 @@ class StaysLogic(StatefulBatchLogic[RawBatch, Out, dict[str, OpenStay]]):
         out: list[Out] = []
         open_stays = self.open
         window = self.window
-        # Per pipeline, the chunk being filled and its window; a fact of another window
-        # closes it, so that a pipeline's chunks keep its facts' order.
-        filling: dict[str, tuple[int, Chunk]] = {}
+        # Per pipeline, the chunk being filled and its window's bounds; a fact of another
+        # window closes it, so that a pipeline's chunks keep its facts' order.
+        filling: dict[str, tuple[datetime, datetime, Chunk]] = {}
         for batch in values:
             for record in decode_batch(batch):
                 if type(record) is DeadLetter:
@@ -143,20 +143,20 @@ class StaysLogic(StatefulBatchLogic[RawBatch, Out, dict[str, OpenStay]]):
                     open_stays[item] = after
                 for pipeline, fact in facts:
                     at = fact.at
-                    window_id = (at - EPOCH) // window
                     found = filling.get(pipeline)
-                    if found is None or found[0] != window_id:
-                        if found is not None:
-                            out.append((pipeline, found[1]))
-                        chunk = Chunk(at, WindowFigures(), [])
-                        filling[pipeline] = (window_id, chunk)
-                    else:
-                        chunk = found[1]
+                    if found is not None and found[0] <= at < found[1]:
+                        chunk = found[2]
                         if at > chunk.at:
                             chunk.at = at
+                    else:
+                        if found is not None:
+                            out.append((pipeline, found[2]))
+                        start = EPOCH + ((at - EPOCH) // window) * window
+                        chunk = Chunk(at, WindowFigures(), [])
+                        filling[pipeline] = (start, start + window, chunk)
                     count_fact(chunk.figures, fact)
                     chunk.facts.append(fact)
-        out.extend((pipeline, chunk) for pipeline, (_, chunk) in filling.items())
+        out.extend((pipeline, chunk) for pipeline, (_, _, chunk) in filling.items())
         return out, False
 
     def snapshot(self) -> dict[str, OpenStay]:
