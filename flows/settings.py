@@ -454,4 +454,3 @@ class TailSettings(StatsTopicOption, KafkaClientSettings):
         switch=True,
         env=None,
     )
-

@@ -15,7 +15,6 @@ merge the chunks, decide lateness with the pipeline's clock and write records.
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -41,8 +40,6 @@ from flows.stats.windows import LatenessClock, add_chunk, late_record, window_re
 
 if TYPE_CHECKING:
     from flows.stats.command import StatsSettings
-
-log = logging.getLogger("crm_triggers.stats")
 
 
 @dataclass(frozen=True)
