@@ -27,13 +27,16 @@ $(NATIVE_STAMP): $(STAMP) $(NATIVE_SRC)
 	rm -f $(VENV)/.native-*
 	touch $@
 
-# Replay the bundled sample: summary on stderr, transitions and dead letters in out/.
+# Replay the bundled sample: summary on stderr; transitions, stage history and dead letters in out/.
 sample: install
 	@mkdir -p out
 	$(BIN)/crm-triggers replay --automation samples/automation.jsonl \
-		--events samples/events.jsonl --out out/transitions.jsonl --dlq out/dead-letters.jsonl
+		--events samples/events.jsonl --out out/transitions.jsonl --dlq out/dead-letters.jsonl \
+		--history out/history.jsonl
 	@echo "first transitions (out/transitions.jsonl):"
 	@head -n 3 out/transitions.jsonl
+	@echo "first stage history records (out/history.jsonl):"
+	@head -n 2 out/history.jsonl
 	@echo "first dead letters (out/dead-letters.jsonl):"
 	@head -n 2 out/dead-letters.jsonl | cut -c1-240
 

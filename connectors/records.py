@@ -6,13 +6,21 @@ field and what was wrong with it: bad input is data, never an exception.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
 import msgspec
 import orjson
 
-from state.codes import EVENT_TYPES, TRIGGER_CODES, id_text, normalize_params
+from state.codes import (
+    EVENT_TYPES,
+    MAX_DEPTH,
+    MAX_ITEMS,
+    TRIGGER_CODES,
+    id_text,
+    normalize_params,
+)
 from state.conditions import ConditionError, parse_condition
 from state.model import (
     BEGINNING,
@@ -20,6 +28,7 @@ from state.model import (
     AutomationRecord,
     Deletion,
     Event,
+    HistoryEntry,
     ItemRef,
     Pipeline,
     Rejection,
@@ -50,6 +59,59 @@ def load_json(raw: bytes, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return Rejection("invalid_json", f"not valid JSON: {exc}")
+
+
+_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*+(?:"|\\?\Z)|[\[\]{}]', re.DOTALL)
+"""A string (skipped whole; one left open runs to the end, so that no byte is scanned
+twice) or a bracket: what the depth of a JSON text is counted on."""
+
+
+def too_deep(raw: bytes) -> bool:
+    """Whether a record nests objects and arrays deeper than `MAX_DEPTH` levels.
+
+    Counted on the bytes, before parsing: parsers recurse, and a crafted line of a
+    million brackets must not reach them. Counting brackets first keeps the
+    common record (a handful of them) at two C scans.
+    """
+    if raw.count(b"{") + raw.count(b"[") <= MAX_DEPTH:
+        return False
+    depth = 0
+    for token in _TOKEN.finditer(raw):
+        bracket = token[0]
+        if bracket in (b"{", b"["):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif bracket in (b"}", b"]"):
+            depth -= 1
+    return False
+
+
+def _deep(code: str) -> Rejection:
+    return Rejection(code, f"record: nested deeper than {MAX_DEPTH} levels of objects and arrays")
+
+
+def decode_automation(raw: bytes, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Any:
+    """An automation record from its bytes (`load_json` then `parse_automation`)."""
+    if len(raw) <= max_bytes and too_deep(raw):
+        return _deep("invalid_automation")
+    obj = load_json(raw, max_bytes)
+    return obj if type(obj) is Rejection else parse_automation(obj)
+
+
+_decode_any = msgspec.json.Decoder().decode
+
+
+def _load_event_json(raw: bytes, max_bytes: int) -> Any:
+    """`load_json` that reads an integer exactly, whatever its length, as the fast path does.
+
+    A number beyond a double's range written with a fraction or an exponent (`1e400`)
+    and a lone UTF-16 surrogate escape are not JSON this job reads: `invalid_json`.
+    """
+    try:
+        return _decode_any(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return load_json(raw, max_bytes)  # its message (and its reading, should it take it)
 
 
 def parse_time(value: Any, name: str) -> datetime:
@@ -138,13 +200,15 @@ def decode_event(raw: bytes, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Event
     """
     if len(raw) > max_bytes:
         return Rejection("too_large", f"record has {len(raw)} bytes, the limit is {max_bytes}")
+    if too_deep(raw):
+        return _deep("invalid_record")
     try:
         event = _fast_event(_decode_wire(raw))
     except (msgspec.ValidationError, msgspec.DecodeError, _InvalidRecordError, ValueError):
         event = None
     if event is not None:
         return event
-    obj = load_json(raw, max_bytes)
+    obj = _load_event_json(raw, max_bytes)
     return obj if type(obj) is Rejection else parse_event(obj)
 
 
@@ -235,6 +299,11 @@ def _items(obj: dict[str, Any]) -> tuple[ItemRef, ...]:
         if not isinstance(refs, list) or not refs:
             raise _InvalidRecordError(
                 "invalid_record", f"items: expected a non-empty list of items, got {refs!r}"
+            )
+        if len(refs) > MAX_ITEMS:
+            raise _InvalidRecordError(
+                "too_many_items",
+                f"items: the event names {len(refs)} items, at most {MAX_ITEMS} are read",
             )
         found = tuple(_item_ref(ref, f"items[{i}].") for i, ref in enumerate(refs))
         return tuple(dict.fromkeys(found)) if len(found) > 1 else found
@@ -413,5 +482,28 @@ def transition_json(move: Transition) -> bytes:
                 "type": move.event_type,
                 "occurred_at": move.occurred_at,
             },
+        }
+    )
+
+
+def history_json(entry: HistoryEntry) -> bytes:
+    """A stage history record (spec 6.1), its keys in the spec's order."""
+    trigger = None
+    if entry.trigger_id is not None:
+        trigger = {"id": entry.trigger_id, "code": entry.trigger_code}
+    return orjson.dumps(
+        {
+            "id": entry.id,
+            "tenant": entry.tenant,
+            "item": {"entity": entry.entity, "id": entry.item_id},
+            "category": entry.category,
+            "stage": entry.stage,
+            "from_stage": entry.from_stage,
+            "semantic": entry.semantic,
+            "kind": entry.kind,
+            "at": entry.at,
+            "event": {"id": entry.event_id, "type": entry.event_type},
+            "transition_id": entry.transition_id,
+            "trigger": trigger,
         }
     )

@@ -69,6 +69,7 @@ class Summary:
                 else ""
             ),
             f"transitions:        {c['transition']}",
+            *([f"stage history:      {c['history']}"] if c["history"] else []),
             "decided, no move:   "
             + (", ".join(f"{k} {v}" for k, v in no_ops.items()) if no_ops else "0"),
             "dead letters:       "

@@ -78,7 +78,7 @@ def run(settings: LiveSettings) -> int:
     sys.stderr.write(
         f"crm-triggers: live on {kafka.brokers}{options}: "
         f"{topics.events} + {topics.automation} -> {topics.transitions}, "
-        f"{topics.dead_letters}; recovery: {settings.recovery_dir or 'off'}\n"
+        f"{topics.history}, {topics.dead_letters}; recovery: {settings.recovery_dir or 'off'}\n"
     )
     from flows.live import run_live  # imports Bytewax's runtime only for this command
 
@@ -102,23 +102,23 @@ COMMANDS: dict[str, Command] = {
         replay,
         help="decide JSON Lines event logs against an automation log",
         description="Replay event logs: transitions to --out, dead letters to --dlq, "
-        "a summary to stderr.",
+        "the stage history to --history, a summary to stderr.",
     ),
     "topics create": Command(
         TopicsCreateSettings,
         topics_create,
         help="create the job's topics (existing ones are left as they are)",
-        description="Create the events, automation (compacted), transitions and dead-letter "
-        "topics, and the statistics job's crm.stage-stats. Re-running is fine: existing topics "
-        "are reported, not changed.",
+        description="Create the events, automation (compacted), transitions, stage-history "
+        "and dead-letter topics, and the statistics job's crm.stage-stats. Re-running is fine: "
+        "existing topics are reported, not changed.",
     ),
     "run": Command(
         LiveSettings,
         run,
         help="run the live job: Kafka in, Kafka out",
         description="Decide the events topic against the automation topic, live; write "
-        "transitions and dead letters to their topics and running counts to stderr. "
-        "Stop it with Ctrl-C. Without --recovery-dir every start reads the events topic "
+        "transitions, the stage history and dead letters to their topics and running counts "
+        "to stderr. Stop it with Ctrl-C. Without --recovery-dir every start reads the events topic "
         "from --start-from again.",
     ),
     "produce": Command(

@@ -1,6 +1,7 @@
 """The job as one Bytewax dataflow, whatever the source and sinks.
 
     read ──> route ──> decide (per key group) ──> transitions ──> sink
+               │              │                   stage history ─> sink (when asked for)
                │              │                   dead letters ─> sink
                │              └─────────────────> tallies ─────> summary
                └─> dead letters (records that are not JSON, not valid)
@@ -20,7 +21,7 @@ import pickle
 from bisect import insort
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeGuard
 
@@ -34,9 +35,9 @@ from connectors.deadletter import DeadLetter
 from connectors.raw import AUTOMATION, AUTOMATION_CAUGHT_UP, EVENTS, RawBatch, origin_of
 from connectors.records import (
     DEFAULT_MAX_RECORD_BYTES,
+    decode_automation,
     decode_event,
-    load_json,
-    parse_automation,
+    history_json,
     transition_json,
 )
 from connectors.tombstones import tombstone_record
@@ -62,6 +63,7 @@ class FlowSettings:
     snapshots: bool = False  # True when a recovery store keeps them
     await_automation: bool = False  # live: decide no event before the automation caught up
     engine: str = "native"  # "native": state.native.NativeBoard; "python": state.board.Board
+    history: bool = False  # write the stage history (spec 6.1)
 
 
 group_of = key_group
@@ -124,11 +126,16 @@ class Parcel:
 
 @dataclass(slots=True)
 class Decisions:
-    """What a step decided for a batch: transitions, dead letters and counts."""
+    """What a step decided for a batch: transitions, dead letters, counts, stage history.
+
+    History records are ordered by (seq, item, step): an event's `created` comes
+    before its `trigger`.
+    """
 
     transitions: list[tuple[str, tuple[tuple[int, int], bytes]]]
     dead_letters: list[tuple[tuple[int, int], DeadLetter]]
     tally: Counter[str]
+    history: list[tuple[str, tuple[tuple[int, int, int], bytes]]] = field(default_factory=list)
 
 
 def decode(stream: str, raw: bytes | None, max_bytes: int) -> Any:
@@ -137,8 +144,7 @@ def decode(stream: str, raw: bytes | None, max_bytes: int) -> Any:
         return NULL_RECORD
     if stream != AUTOMATION:
         return decode_event(raw, max_bytes)
-    obj = load_json(raw, max_bytes)
-    return obj if type(obj) is Rejection else parse_automation(obj)
+    return decode_automation(raw, max_bytes)
 
 
 def route(
@@ -289,11 +295,15 @@ def _without_bad_tombstones(batch: RawBatch, rejected: Decisions) -> RawBatch:
 def new_board(settings: FlowSettings) -> Engine:
     """An empty board of the chosen engine."""
     table = TriggerTable(settings.what_if)
+    board: Engine
     if settings.engine == "python":
-        return Board(
+        board = Board(
             table, settings.seen_window, decode_event, transition_json, settings.max_record_bytes
         )
-    return NativeBoard(table, decode_event, settings.seen_window, settings.max_record_bytes)
+    else:
+        board = NativeBoard(table, decode_event, settings.seen_window, settings.max_record_bytes)
+    board.write_history(history_json if settings.history else None)
+    return board
 
 
 class GroupLogic(StatefulBatchLogic[Parcel, Decisions, bytes | None]):
@@ -312,6 +322,8 @@ class GroupLogic(StatefulBatchLogic[Parcel, Decisions, bytes | None]):
             self.board = new_board(settings)
         else:
             self.board, self.pending = pickle.loads(resume)
+            # Whether to write it is this run's setting, not the snapshot's.
+            self.board.write_history(history_json if settings.history else None)
         self.ready = not settings.await_automation
 
     def on_batch(self, values: list[Parcel]) -> tuple[Iterable[Decisions], bool]:
@@ -365,6 +377,12 @@ def decide_parcels(board: Engine, parcels: list[Parcel], settings: FlowSettings)
             out.transitions.extend(
                 (key, ((seqs[index], item), line)) for index, item, key, line in decided.transitions
             )
+        if decided.history:
+            out.tally["history"] += len(decided.history)
+            out.history.extend(
+                (key, ((seqs[index], item, step), line))
+                for index, item, step, key, line in decided.history
+            )
         for index, item, key, rejection in decided.dead_letters:
             entry = parcel.entry(index)
             out.tally[f"{dlq}{rejection.code}"] += 1
@@ -390,7 +408,7 @@ def _apply_automation(
             out.dead_letters.append(((entry[0], 0), parcel.dead_letter(entry, rejection)))
 
 
-Output = tuple[str, tuple[tuple[int, int], str, bytes]]
+Output = tuple[str, tuple[tuple[int, ...], str, bytes]]
 """(item key or "", (order, item key or "", JSON line)) of one output record. The key
 is in the value too: a partitioned sink (Kafka) is handed the values only."""
 
@@ -399,8 +417,12 @@ def transitions_of(decisions: Decisions) -> list[Output]:
     return [(key, (order, key, line)) for key, (order, line) in decisions.transitions]
 
 
+def history_of(decisions: Decisions) -> list[Output]:
+    return [(key, (order, key, line)) for key, (order, line) in decisions.history]
+
+
 def dead_letters_of(decisions: Decisions) -> list[Output]:
-    out = []
+    out: list[Output] = []
     for order, letter in decisions.dead_letters:
         key = letter.item or ""
         out.append((key, (order, key, letter.to_json())))
@@ -421,8 +443,10 @@ def build_flow(
     dead_letters: Sink[Output],
     summary: Sink[tuple[str, Counter[str]]],
     settings: FlowSettings,
+    history: Sink[Output] | None = None,
 ) -> Dataflow:
-    """The job: `source` of raw batches in; transitions, dead letters and counts out."""
+    """The job: `source` of raw batches in; transitions, dead letters and counts out,
+    and the stage history to `history` when `settings.history` asks for it."""
     flow = Dataflow("crm_triggers")
     raw = op.input("read", flow, source)
     router = new_board(settings)  # routes only: its table stays empty
@@ -437,6 +461,10 @@ def build_flow(
     op.output(
         "transitions", op.flat_map("transitions_of", all_decisions, transitions_of), transitions
     )
+    if settings.history:
+        if history is None:
+            raise ValueError("build_flow: settings.history needs a history sink")
+        op.output("history", op.flat_map("history_of", all_decisions, history_of), history)
     op.output(
         "dead_letters", op.flat_map("dead_letters_of", all_decisions, dead_letters_of), dead_letters
     )

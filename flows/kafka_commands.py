@@ -43,7 +43,8 @@ def produce(settings: ProduceSettings) -> int:
 
 
 def describe(value: bytes | None) -> str:
-    """One readable line for a transition or a dead letter; anything else as it is."""
+    """One readable line for a transition, a stage history record or a dead letter;
+    anything else as it is."""
     if value is None:
         return "(tombstone)"
     try:
@@ -62,6 +63,19 @@ def describe(value: bytes | None) -> str:
             f"{record.get('from_stage')} -> {record.get('to_stage')}  "
             f"trigger {trigger.get('id')} ({trigger.get('code')})  "
             f"event {event.get('id')} ({event.get('type')})"
+        )
+    if type(record) is dict and "kind" in record and "stage" in record:
+        item, event, trigger = (
+            record.get("item", {}),
+            record.get("event", {}),
+            record.get("trigger"),
+        )
+        by = f"  trigger {trigger.get('id')} ({trigger.get('code')})" if trigger else ""
+        return (
+            f"{record.get('at')}  {record.get('tenant')}  {item.get('entity')}/{item.get('id')}  "
+            f"{record.get('kind')}: {record.get('from_stage') or '-'} -> {record.get('stage')} "
+            f"({record.get('semantic') or 'unknown'}){by}  event {event.get('id')} "
+            f"({event.get('type')})"
         )
     if type(record) is dict and "code" in record and "origin" in record:
         origin = record["origin"]

@@ -2,7 +2,8 @@
 
     Kafka events ──────┐
                        ├─> read ─> route ─> decide (per key group) ─> transitions ──> Kafka
-    Kafka automation ──┘                                           ─> dead letters ─> Kafka
+    Kafka automation ──┘                                           ─> stage history > Kafka
+                                                                   ─> dead letters ─> Kafka
                                                                    ─> tallies ──────> stderr
 
 Run it with the command line (`crm-triggers run --brokers HOST:PORT ...`) or with
@@ -58,6 +59,7 @@ def live_flow(
         KafkaSink(producers, topics.dead_letters),
         SummarySink(final, progress, settings.summary_interval),
         FlowSettings(
+            history=True,
             key_groups=settings.key_groups,
             seen_window=settings.seen_window,
             max_record_bytes=settings.max_record_bytes,
@@ -65,6 +67,7 @@ def live_flow(
             snapshots=settings.recovery_dir is not None if snapshots is None else snapshots,
             await_automation=True,
         ),
+        history=KafkaSink(producers, topics.history),
     )
 
 

@@ -39,7 +39,9 @@ def replay_flow(
             what_if=settings.what_if,
             max_record_bytes=settings.max_record_bytes,
             engine=settings.engine,
+            history=settings.history is not None,
         ),
+        history=OrderedFileSink(settings.history) if settings.history is not None else None,
     )
 
 

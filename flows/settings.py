@@ -133,6 +133,12 @@ class ReplayFiles(Settings):
         "-", "transitions as JSON Lines (default: stdout)", metavar="FILE", cli_env=False
     )
     dlq: str | None = option(None, "dead letters as JSON Lines", metavar="FILE", cli_env=False)
+    history: str | None = option(
+        None,
+        "stage history as JSON Lines (spec 6.1): each stage an item begins, in input order",
+        metavar="FILE",
+        cli_env=False,
+    )
     what_if: bool = option(
         False,
         "the latest version of every automation record, in force from the beginning",
@@ -265,20 +271,36 @@ class TopicSettings(Settings):
         metavar="TOPIC",
         read=topic_name,
     )
+    history_topic: str = option(
+        Topics.history,
+        "stage history out, keyed by item (default: {default})",
+        metavar="TOPIC",
+        read=topic_name,
+    )
 
     def check(self) -> None:
         names = {name: getattr(self, name) for name in TOPIC_OPTIONS}
         if len(set(names.values())) < len(names):
-            raise ConfigError(f"topics: the four topics must differ, got {names}")
+            raise ConfigError(f"topics: the {len(names)} topics must differ, got {names}")
 
     @property
     def topics(self) -> Topics:
         return Topics(
-            self.events_topic, self.automation_topic, self.transitions_topic, self.dead_letter_topic
+            self.events_topic,
+            self.automation_topic,
+            self.transitions_topic,
+            self.dead_letter_topic,
+            self.history_topic,
         )
 
 
-TOPIC_OPTIONS = ("events_topic", "automation_topic", "transitions_topic", "dead_letter_topic")
+TOPIC_OPTIONS = (
+    "events_topic",
+    "automation_topic",
+    "transitions_topic",
+    "dead_letter_topic",
+    "history_topic",
+)
 START_FROM = ("beginning", "end")
 DEFAULT_SNAPSHOT_INTERVAL = 10
 DEFAULT_SUMMARY_INTERVAL = 10.0
@@ -387,7 +409,8 @@ class StatsTopicOption(Settings):
 class TopicsCreateSettings(StatsTopicOption, TopicSettings, KafkaClientSettings):
     partitions: int = option(
         3,
-        "partitions of the events, transitions and dead-letter topics (default: {default})",
+        "partitions of the events, transitions, stage-history and dead-letter topics "
+        "(default: {default})",
         env=None,
         type=int,
         read=positive_int,

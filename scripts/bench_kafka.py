@@ -191,6 +191,8 @@ def topic_options(topics: Topics) -> list[str]:
         topics.transitions,
         "--dead-letter-topic",
         topics.dead_letters,
+        "--history-topic",
+        topics.history,
     ]
 
 
@@ -350,7 +352,13 @@ class Bench:
         """The input topics with new, empty output topics of their own."""
         self.outputs += 1
         prefix = f"{self.tag}.{self.outputs}-{name}"
-        topics = Topics(self.inputs.events, self.inputs.automation, f"{prefix}", f"{prefix}-dlq")
+        topics = Topics(
+            self.inputs.events,
+            self.inputs.automation,
+            f"{prefix}",
+            f"{prefix}-dlq",
+            f"{prefix}-history",
+        )
         create_topics(self.kafka, topic_plans(topics, self.args.partitions)[2:], 1)
         return topics
 
@@ -598,7 +606,13 @@ def latency_at(
         )
     bench.outputs += 1
     prefix = f"{bench.tag}.lat{bench.outputs}"
-    topics = Topics(f"{prefix}.events", bench.inputs.automation, f"{prefix}.out", f"{prefix}.dlq")
+    topics = Topics(
+        f"{prefix}.events",
+        bench.inputs.automation,
+        f"{prefix}.out",
+        f"{prefix}.dlq",
+        f"{prefix}.history",
+    )
     plans = topic_plans(topics, args.partitions)
     create_topics(kafka, [plans[0], *plans[2:]], 1)
     extra = [] if interval is None else ["--snapshot-interval", interval]

@@ -10,7 +10,8 @@ alternates, run by run, between:
   output (`scripts/benchdata.py FOLDER native`: the floor of the job's work);
 - job: `python -m flows replay` as a separate process, writing transitions and
   dead letters to files;
-- with --python, the same job with `--engine python` (the reference engine).
+- with --python, the same job with `--engine python` (the reference engine);
+- with --history, the same job writing the stage history too (`--history FILE`).
 
 It prints, per run and as medians: events/s of each, the ratio job/baseline, the
 speedup of the native engine over the Python one, and the job's peak memory (max
@@ -40,7 +41,7 @@ def run_baseline(folder: Path) -> tuple[float, int, int]:
     return wall, int(read), int(moved)
 
 
-def job_command(folder: Path, engine: str = "native") -> list[str]:
+def job_command(folder: Path, engine: str = "native", history: bool = False) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -56,14 +57,20 @@ def job_command(folder: Path, engine: str = "native") -> list[str]:
         str(folder / "dead-letters.jsonl"),
         "--engine",
         engine,
+        *(["--history", str(folder / "history.jsonl")] if history else []),
     ]
 
 
-def run_job(folder: Path, engine: str = "native") -> tuple[float, int, float]:
+def run_job(
+    folder: Path, engine: str = "native", history: bool = False
+) -> tuple[float, int, float]:
     """Wall seconds, transitions written, and the job's peak memory in MB."""
     started = time.perf_counter()
     child = subprocess.Popen(
-        job_command(folder, engine), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        job_command(folder, engine, history),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - started
@@ -85,6 +92,11 @@ def main() -> int:
         action="store_true",
         help="also run the job with --engine python (the reference) in each run",
     )
+    parser.add_argument(
+        "--history",
+        action="store_true",
+        help="also run the job with --history (the stage history) in each run",
+    )
     args = parser.parse_args()
     folder = generated_log(args.events, args.items)
     size = os.path.getsize(folder / "events.jsonl")
@@ -93,12 +105,20 @@ def main() -> int:
     )
     print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}")
     baseline_rates, job_rates, python_rates, ratios, speedups, peaks = [], [], [], [], [], []
+    history_rates, history_costs, history_peaks = [], [], []
     for run in range(1, args.runs + 1):
         base_wall, read, base_moved = run_baseline(folder)
         job_wall, job_moved, peak_mb = run_job(folder)
         python_wall, python_moved, _ = run_job(folder, "python") if args.python else (0, 0, 0)
+        history_wall, history_moved, history_peak = (
+            run_job(folder, history=True) if args.history else (0, job_moved, 0)
+        )
         peaks.append(peak_mb)
-        if job_moved != base_moved or (args.python and python_moved != job_moved):
+        if (
+            job_moved != base_moved
+            or (args.python and python_moved != job_moved)
+            or history_moved != job_moved
+        ):
             print(
                 f"MISMATCH: job wrote {job_moved} transitions, baseline decided {base_moved}, "
                 f"the Python engine wrote {python_moved}"
@@ -116,6 +136,14 @@ def main() -> int:
             python_rates.append(read / python_wall)
             speedups.append(python_wall / job_wall)
             line += f"; job --engine python {read / python_wall:,.0f} events/s"
+        if args.history:
+            history_rates.append(read / history_wall)
+            history_costs.append(history_wall / job_wall)
+            history_peaks.append(history_peak)
+            line += (
+                f"; job --history {read / history_wall:,.0f} events/s "
+                f"({history_wall / job_wall:.2f}x the time, peak {history_peak:,.0f} MB)"
+            )
         print(line)
     print()
     baseline_rate = statistics.median(baseline_rates)
@@ -129,6 +157,15 @@ def main() -> int:
             f"{statistics.median(python_rates):,.0f} events/s"
         )
         print(f"native / python engine (median of runs):   {statistics.median(speedups):.2f}")
+    if args.history:
+        print(
+            f"job --history:                            "
+            f"{statistics.median(history_rates):,.0f} events/s"
+        )
+        print(f"--history time / job time (median):        {statistics.median(history_costs):.2f}")
+        print(
+            f"job --history peak memory (median):        {statistics.median(history_peaks):,.0f} MB"
+        )
     print("reproduce the job alone: " + " ".join(job_command(folder)))
     return 0
 

@@ -17,8 +17,10 @@ import msgspec
 
 from state.codes import LIFECYCLE, codes_for, params_match
 from state.engine import (
+    Began,
     Decoder,
     Encoder,
+    HistoryEncoder,
     Letter,
     Moved,
     Outputs,
@@ -31,10 +33,12 @@ from state.model import (
     AutomationRecord,
     Decided,
     Event,
+    HistoryEntry,
     ItemRef,
     Outcome,
     Rejection,
     Transition,
+    history_id,
     item_key,
     misrouted,
     transition_id,
@@ -186,6 +190,13 @@ class Board:
         self.decode = decode
         self.encode = encode
         self.max_record_bytes = max_record_bytes
+        self.encode_history: HistoryEncoder | None = None
+        self._began: list[HistoryEntry] | None = None
+
+    def write_history(self, encode: HistoryEncoder | None) -> None:
+        """Write the stage history (spec 6.1) with `encode` from now on; None: do not."""
+        self.encode_history = encode
+        self._began = None if encode is None else []
 
     def __len__(self) -> int:
         return len(self.items)
@@ -201,6 +212,7 @@ class Board:
     def restore(self, state: dict[str, Any]) -> None:
         self.__init__(state["table"], state["seen_window"])  # type: ignore[misc]
         self.__dict__.update(state)
+        self.write_history(state.get("encode_history"))
 
     __getstate__ = snapshot
     __setstate__ = restore
@@ -221,7 +233,8 @@ class Board:
         out = Outputs()
         reasons: list[str] = []  # counted once at the end: cheaper than a Counter per event
         add_reason = reasons.append
-        decide = self.decide
+        began = self._began
+        decide = self.decide if began is None else self._decide_recording
         max_bytes = self.max_record_bytes
         extra = 0
         event: Any
@@ -246,6 +259,8 @@ class Board:
                     add_reason(outcome.reason)
                 else:
                     self._note(out, encode, index, 0, key, outcome)
+                if began:
+                    self._write_history(out, index, 0, key)
                 continue
             for item, ref in enumerate(items):
                 key = item_key(event.tenant, ref.entity, ref.id)
@@ -258,6 +273,8 @@ class Board:
                     add_reason(outcome.reason)
                 else:
                     self._note(out, encode, index, item, key, outcome)
+                if began:
+                    self._write_history(out, index, item, key)
         out.tally.update(reasons)
         if extra:
             out.tally["extra_items"] += extra
@@ -272,6 +289,97 @@ class Board:
             out.transitions.append(Moved(index, item, key, encode(outcome)))
         else:
             out.dead_letters.append(Letter(index, item, key, outcome))  # type: ignore[arg-type]
+
+    def _write_history(self, out: Outputs, index: int, item: int, key: str) -> None:
+        """Move the history records of one (event, item) into the parcel's outputs."""
+        began, encode = self._began, self.encode_history
+        assert began is not None and encode is not None
+        out.history.extend(Began(index, item, step, key, encode(e)) for step, e in enumerate(began))
+        began.clear()
+
+    def _decide_recording(self, event: Event, ref: ItemRef, key: str) -> Outcome:
+        """`decide`, and the stage history records it makes, in order, into `_began`.
+
+        Read from the item's state before and after the decision, so that `decide`
+        (and `explain`, which shares it) stays as it is.
+        """
+        before = self.items.get(key)
+        was = None if before is None else (before.category, before.stage)
+        outcome = self.decide(event, ref, key)
+        if type(outcome) is Rejection or outcome is DUPLICATE:
+            return outcome
+        began = self._began
+        assert began is not None
+        etype = event.type
+        after = self.items[key]
+        if etype == "item.created":
+            began.append(self._began_entry(event, ref, "created", after.category, after.stage))
+        elif etype == "item.deleted":
+            if was is not None and was[1] is not None:
+                began.append(self._began_entry(event, ref, "deleted", was[0], was[1], was[1]))
+        elif etype == "item.stage_changed":
+            if was is None:
+                began.append(self._began_entry(event, ref, "created", after.category, after.stage))
+            elif (
+                was[1] is not None
+                and outcome is STAGE_CHANGED
+                and (after.category, after.stage) != was
+            ):
+                began.append(
+                    self._began_entry(event, ref, "crm", after.category, after.stage, was[1])
+                )
+        else:
+            if was is None:  # the hint made the item known, on the hinted stage
+                stage = ref.stage if type(outcome) is Transition else after.stage
+                began.append(self._began_entry(event, ref, "created", after.category, stage))
+            if type(outcome) is Transition:
+                began.append(
+                    self._began_entry(
+                        event,
+                        ref,
+                        "trigger",
+                        outcome.category,
+                        outcome.to_stage,
+                        outcome.from_stage,
+                        outcome,
+                    )
+                )
+        return outcome
+
+    def _began_entry(
+        self,
+        event: Event,
+        ref: ItemRef,
+        kind: str,
+        category: str,
+        stage: str | None,
+        from_stage: str | None = None,
+        move: Transition | None = None,
+    ) -> HistoryEntry:
+        assert stage is not None
+        view = self.table.view(event.tenant, ref.entity, category, event.at)
+        semantic = None
+        if view is not None:
+            position = view.positions.get(stage)
+            if position is not None:
+                semantic = view.pipeline.stages[position].semantic
+        return HistoryEntry(
+            id=history_id(event.tenant, ref.entity, ref.id, event.id, kind),
+            tenant=event.tenant,
+            entity=ref.entity,
+            item_id=ref.id,
+            category=category,
+            stage=stage,
+            from_stage=from_stage,
+            semantic=semantic,
+            kind=kind,
+            at=event.occurred_at,
+            event_id=event.id,
+            event_type=event.type,
+            transition_id=None if move is None else move.id,
+            trigger_id=None if move is None else move.trigger_id,
+            trigger_code=None if move is None else move.trigger_code,
+        )
 
     def decide(self, event: Event, ref: ItemRef, key: str | None = None) -> Outcome:
         """Apply one event to one item it names (`key`: its item key); at most one move."""

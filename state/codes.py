@@ -10,6 +10,13 @@ from typing import Any
 
 LIFECYCLE = frozenset({"item.created", "item.updated", "item.stage_changed", "item.deleted"})
 
+MAX_DEPTH = 64
+"""Levels of objects and arrays a record may nest (the record's own braces are level 1):
+deeper records are rejected whole, before they are parsed, by both engines."""
+
+MAX_ITEMS = 100
+"""Items an event may name in `items`: one record makes at most this many dead letters."""
+
 NEVER_WATCHED = frozenset({"STAGE_ID", "CATEGORY_ID", "ASSIGNED_BY_ID"})
 """Fields FIELD_CHANGED never watches: moves and reassignment have triggers of their own."""
 

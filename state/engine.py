@@ -17,13 +17,16 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 from zlib import crc32
 
-from state.model import AutomationRecord, Event, Rejection, Transition
+from state.model import AutomationRecord, Event, HistoryEntry, Rejection, Transition
 
 Decoder = Callable[[bytes, int], Event | Rejection]
 """bytes, max record bytes -> the event or why it is not one (`connectors.records.decode_event`)."""
 
 Encoder = Callable[[Transition], bytes]
 """A transition as its JSON line (`connectors.records.transition_json`)."""
+
+HistoryEncoder = Callable[[HistoryEntry], bytes]
+"""A stage history record as its JSON line (`connectors.records.history_json`)."""
 
 Routes = tuple[dict[int, list[int]], list[int]]
 """Record indexes by key group (in input order), and the indexes left for the caller."""
@@ -34,6 +37,17 @@ class Moved(NamedTuple):
 
     record: int
     item: int
+    key: str
+    line: bytes
+
+
+class Began(NamedTuple):
+    """A stage history record (spec 6.1) of record `record`, item `item` (key `key`),
+    as its JSON line; `step` orders the records of one (record, item): 0, 1."""
+
+    record: int
+    item: int
+    step: int
     key: str
     line: bytes
 
@@ -55,6 +69,8 @@ class Outputs:
     dead_letters: list[Letter] = field(default_factory=list)
     tally: Counter[str] = field(default_factory=Counter)
     """Outcomes that are not moves, by reason (`state.board.REASONS`), and extra_items."""
+    history: list[Began] = field(default_factory=list)
+    """Stage history records, when the engine was asked to write them (else empty)."""
 
 
 class Engine(Protocol):
@@ -68,6 +84,11 @@ class Engine(Protocol):
 
     def apply(self, record: AutomationRecord) -> Rejection | None:
         """Apply an automation record to the trigger table."""
+        ...
+
+    def write_history(self, encode: HistoryEncoder | None) -> None:
+        """Fill `Outputs.history` from now on, lines written as `encode` writes them;
+        None: leave it empty (no cost)."""
         ...
 
     def decide_parcel(

@@ -118,6 +118,34 @@ class Transition:
 
 
 @dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """The job's view of an item's stage began (spec 6.1): created, trigger, crm or deleted.
+
+    `from_stage` is None for `created`; `semantic` where the pipeline or stage is
+    unknown; `transition_id`, `trigger_id` and `trigger_code` but for `trigger`.
+    """
+
+    id: str
+    tenant: str
+    entity: str
+    item_id: str
+    category: str
+    stage: str
+    from_stage: str | None
+    semantic: str | None
+    kind: str
+    at: str
+    event_id: str
+    event_type: str
+    transition_id: str | None = None
+    trigger_id: str | None = None
+    trigger_code: str | None = None
+
+
+HISTORY_KINDS = ("created", "trigger", "crm", "deleted")
+
+
+@dataclass(frozen=True, slots=True)
 class Decided:
     """An (event, item) that took effect without a move; `reason` names how."""
 
@@ -152,6 +180,29 @@ def misrouted(key: str) -> Rejection:
     )
 
 
+ID_SEPARATOR = "\x1f"
+
+
+def id_name(*parts: str) -> str:
+    """The name a record id is the uuid5 of: an injective encoding of `parts`.
+
+    Parts joined by `\\x1f` when none contains it and the first is not empty (every
+    id ever written, since a tenant is a non-empty name); otherwise `\\x1f` followed
+    by each part as its UTF-8 length, `\\x1f` and the part. The first form never
+    starts with `\\x1f` and the second always does, and each decodes one way only,
+    so two different tuples never share a name (docs/decisions.md, "Stage history").
+    """
+    joined = ID_SEPARATOR.join(parts)
+    if parts[0] and joined.count(ID_SEPARATOR) == len(parts) - 1:
+        return joined
+    return ID_SEPARATOR + "".join(f"{len(p.encode())}{ID_SEPARATOR}{p}" for p in parts)
+
+
 def transition_id(tenant: str, entity: str, item_id: str, event_id: str) -> str:
     """A pure function of (tenant, entity, item id, event id), so replays repeat it."""
-    return str(uuid.uuid5(TRANSITION_NAMESPACE, f"{tenant}\x1f{entity}\x1f{item_id}\x1f{event_id}"))
+    return str(uuid.uuid5(TRANSITION_NAMESPACE, id_name(tenant, entity, item_id, event_id)))
+
+
+def history_id(tenant: str, entity: str, item_id: str, event_id: str, kind: str) -> str:
+    """A pure function of (tenant, entity, item id, event id, kind) (spec 6.1)."""
+    return str(uuid.uuid5(TRANSITION_NAMESPACE, id_name(tenant, entity, item_id, event_id, kind)))

@@ -25,19 +25,22 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import msgspec
 import orjson
 
 from state.board import DEFAULT_SEEN_WINDOW, ECHO_WINDOW, REASONS, Board
 from state.codes import (
     DATA_CHOSEN_CODES,
     LIFECYCLE,
+    MAX_DEPTH,
+    MAX_ITEMS,
     NEVER_WATCHED,
     PARAM_RULES,
     params_match,
     type_table,
 )
 from state.conditions import OPERATORS
-from state.engine import Decoder, Letter, Moved, Outputs, Routes
+from state.engine import Began, Decoder, HistoryEncoder, Letter, Moved, Outputs, Routes
 from state.model import NULL_RECORD, AutomationRecord, Event, Rejection, Trigger, misrouted
 from state.table import PipelineView, TriggerTable
 
@@ -46,9 +49,9 @@ _MICROSECOND = timedelta(microseconds=1)
 _FIRST = datetime.min.replace(tzinfo=UTC)
 _LAST = datetime.max.replace(tzinfo=UTC)
 
-NOTE_KINDS = ("transition", "rejected", "unknown_item", "unknown_stage", "misrouted")
+NOTE_KINDS = ("transition", "rejected", "unknown_item", "unknown_stage", "misrouted", "history")
 """Kinds of the notes `decide_batch` returns, by their number."""
-TRANSITION, REJECTED, UNKNOWN_ITEM, UNKNOWN_STAGE, MISROUTED = range(len(NOTE_KINDS))
+TRANSITION, REJECTED, UNKNOWN_ITEM, UNKNOWN_STAGE, MISROUTED, HISTORY = range(len(NOTE_KINDS))
 
 
 def _mismatch(module: Any) -> str | None:
@@ -69,6 +72,9 @@ def _mismatch(module: Any) -> str | None:
         known = list(theirs) if name in ("PARAM_RULES", "REASONS", "NOTE_KINDS") else sorted(theirs)
         if known != expected:
             return f"its {name} {known} differ from Python's {expected}"
+    for name, limit in (("MAX_DEPTH", MAX_DEPTH), ("MAX_ITEMS", MAX_ITEMS)):
+        if getattr(module, name, None) != limit:
+            return f"its {name} {getattr(module, name, None)} differs from Python's {limit}"
     try:
         module.configure(*type_table())
     except ValueError as error:
@@ -167,6 +173,13 @@ class NativeBoard:
         self.core = crm_triggers_native.NativeBoard(seen_window, ECHO_WINDOW, self)
         self.core.set_watched(sorted(table.watched_fields))
         self._last: tuple[bytes, Event] | None = None
+        self.history = False
+
+    def write_history(self, encode: HistoryEncoder | None) -> None:
+        """Write the stage history from now on (None: do not); the compiled board writes
+        the same bytes as `encode` (`connectors.records.history_json`) itself."""
+        self.history = encode is not None
+        self.core.set_history(self.history)
 
     def apply(self, record: AutomationRecord) -> Rejection | None:
         """Apply an automation record to the table; the board forgets its views."""
@@ -191,6 +204,8 @@ class NativeBoard:
         for index, item, key_or_none, kind, payload in notes:
             if kind == TRANSITION:
                 out.transitions.append(Moved(index, item, key_or_none or "", payload))
+            elif kind == HISTORY:
+                out.history.append(Began(index, item, payload[0], key_or_none or "", payload[1]))
             else:
                 rejection = rejection_of(kind, key_or_none or "", payload)
                 out.dead_letters.append(Letter(index, item, key_or_none, rejection))
@@ -207,7 +222,8 @@ class NativeBoard:
         A record without bytes (a Kafka tombstone) is rejected whole, as `NULL_RECORD`.
 
         A note is (record index, item index, item key, kind, payload) of a transition
-        (payload: its JSON), a record rejected whole (payload: (code, message)), an
+        (payload: its JSON), a stage history record (payload: (step, its JSON)), a record
+        rejected whole (payload: (code, message)), an
         unknown item, an item on an unknown stage (payload: (stage, entity, category))
         or an event keyed to another group.
         """
@@ -247,7 +263,7 @@ class NativeBoard:
 
     def view(
         self, tenant: str, entity: str, category: str, at: int
-    ) -> tuple[int, int, tuple[list[str], list[tuple[Any, ...]]] | None]:
+    ) -> tuple[int, int, tuple[list[str], list[tuple[Any, ...]], list[str]] | None]:
         """The view in force at `at` and its interval, as plain values."""
         start, end, view = self.table.view_span(tenant, entity, category, _time(at))
         return micros(start), micros(end), None if view is None else _plain(view)
@@ -267,7 +283,8 @@ class NativeBoard:
             return False
         if trigger.condition is None:
             return True
-        return trigger.condition.holds(orjson.loads(fields) if fields else {}, data)
+        # msgspec, as the event decoder: an integer beyond 64 bits is read exactly.
+        return trigger.condition.holds(_decode_fields(fields) if fields else {}, data)
 
     # Snapshots --------------------------------------------------------------------------
 
@@ -278,6 +295,7 @@ class NativeBoard:
             "seen_window": self.seen_window,
             "max_record_bytes": self.max_record_bytes,
             "items": self.core.dump(),
+            "history": self.history,
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -285,13 +303,19 @@ class NativeBoard:
             state["table"], state["decode"], state["seen_window"], state["max_record_bytes"]
         )
         self.core.load(state["items"])
+        self.history = state.get("history", False)
+        self.core.set_history(self.history)
 
     __getstate__ = snapshot
     __setstate__ = restore
 
 
-def _plain(view: PipelineView) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """A view as the compiled board reads it: stage ids, then candidates by code in order."""
+_decode_fields = msgspec.json.Decoder(dict).decode
+
+
+def _plain(view: PipelineView) -> tuple[list[str], list[tuple[Any, ...]], list[str]]:
+    """A view as the compiled board reads it: stage ids, candidates by code in order, and
+    the stages' semantics."""
     stages = [stage.id for stage in view.pipeline.stages]
     candidates = []
     for code, ordered in view.by_code.items():
@@ -316,4 +340,4 @@ def _plain(view: PipelineView) -> tuple[list[str], list[tuple[Any, ...]]]:
                     trigger,
                 )
             )
-    return stages, candidates
+    return stages, candidates, [stage.semantic for stage in view.pipeline.stages]

@@ -62,7 +62,8 @@ class TopicPlan:
 
 
 def topic_plans(topics: Topics, partitions: int, automation_partitions: int = 1) -> list[TopicPlan]:
-    """The job's topics: events and transitions keyed by item, automation compacted.
+    """The job's topics: events, transitions and stage history keyed by item, automation
+    compacted.
 
     The automation topic has one partition by default: a trigger is checked against
     its pipeline when applied, so pipelines must stay ahead of their triggers.
@@ -72,6 +73,7 @@ def topic_plans(topics: Topics, partitions: int, automation_partitions: int = 1)
         TopicPlan(topics.automation, automation_partitions, {"cleanup.policy": "compact"}),
         TopicPlan(topics.transitions, partitions),
         TopicPlan(topics.dead_letters, partitions),
+        TopicPlan(topics.history, partitions),
     ]
 
 

@@ -120,9 +120,10 @@ class Topics:
     automation: str = "crm.automation"
     transitions: str = "crm.stage-transitions"
     dead_letters: str = "crm.dead-letter"
+    history: str = "crm.stage-history"
 
-    def all(self) -> tuple[str, str, str, str]:
-        return (self.events, self.automation, self.transitions, self.dead_letters)
+    def all(self) -> tuple[str, str, str, str, str]:
+        return (self.events, self.automation, self.transitions, self.dead_letters, self.history)
 
 
 # Errors of a client ---------------------------------------------------------------------

@@ -30,7 +30,7 @@ from flows.settings import (
 )
 from state.errors import ConfigError, CrmTriggersError, SourceError
 
-HISTORY_TOPIC = "crm.stage-history"
+HISTORY_TOPIC = Topics.history
 
 DEFAULT_WINDOW = timedelta(hours=1)
 DEFAULT_ALLOWED_LATENESS = timedelta(minutes=10)

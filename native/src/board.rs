@@ -6,7 +6,7 @@ use super::*;
 
 pub(crate) enum Outcome {
     Decided(usize),
-    Move(Vec<u8>),
+    Move(Move),
     UnknownItem,
     UnknownStage(String, String),
 }
@@ -21,6 +21,19 @@ pub(crate) struct NativeBoard {
     pub(crate) seen_window: usize,
     pub(crate) echo_window: usize,
     pub(crate) hooks: PyObject,
+    /// Whether to write the stage history (`set_history`).
+    pub(crate) history: bool,
+}
+
+/// A transition: its JSON line and what the stage history needs of it.
+pub(crate) struct Move {
+    pub(crate) json: Vec<u8>,
+    pub(crate) tid: String,
+    pub(crate) from_stage: u32,
+    pub(crate) to_stage: u32,
+    /// Empty unless the board writes the stage history.
+    pub(crate) trigger_id: String,
+    pub(crate) code: &'static str,
 }
 
 pub(crate) struct Batch {
@@ -49,7 +62,13 @@ impl NativeBoard {
             seen_window,
             echo_window,
             hooks,
+            history: false,
         })
+    }
+
+    /// Write the stage history (notes of kind history) from now on, or stop.
+    pub(crate) fn set_history(&mut self, on: bool) {
+        self.history = on;
     }
 
     /// The item fields some condition reads; called whenever the table changes.
@@ -331,10 +350,21 @@ impl NativeBoard {
             if item_index == 0 && count > 1 {
                 batch.extra_items += (count - 1) as u64;
             }
-            match self.decide(items, py, raw, event, item_index, &key)? {
+            let was = if self.history {
+                items.get(key.as_str()).map(|s| (s.category, s.stage))
+            } else {
+                None
+            };
+            let outcome = self.decide(items, py, raw, event, item_index, &key)?;
+            if self.history {
+                self.write_history(
+                    py, items, event, item_index, &key, was, &outcome, index, batch,
+                )?;
+            }
+            match outcome {
                 Outcome::Decided(reason) => batch.counts[reason] += 1,
-                Outcome::Move(json) => {
-                    let payload = PyBytes::new_bound(py, &json);
+                Outcome::Move(done) => {
+                    let payload = PyBytes::new_bound(py, &done.json);
                     let note = (index, item_index, &key, NOTE_TRANSITION, payload);
                     batch.notes.push(note.into_py(py));
                 }

@@ -64,15 +64,16 @@ pub struct Condition {
 }
 
 impl Condition {
-    /// Whether it holds, reading values with `read(event, name)` (Null when missing).
-    pub fn holds(&self, mut read: impl FnMut(bool, &str) -> Value) -> Answer<bool> {
+    /// Whether it holds, reading values with `read(event, name)` (Null when missing,
+    /// None when only Python reads the value as it is).
+    pub fn holds(&self, mut read: impl FnMut(bool, &str) -> Option<Value>) -> Answer<bool> {
         if self.groups.is_empty() {
             return Ok(true);
         }
         for group in &self.groups {
             let mut all = true;
             for clause in group {
-                let actual = read(clause.event, &clause.name);
+                let actual = read(clause.event, &clause.name).ok_or(Unsure)?;
                 if !apply(clause.op, &actual, &clause.value)? {
                     all = false;
                     break;
@@ -84,6 +85,18 @@ impl Condition {
         }
         Ok(false)
     }
+}
+
+/// A JSON value's text as Python reads it; None where they differ: an integer beyond
+/// 64 bits (exact in Python, a double or out of range here).
+pub fn value_of(text: &str) -> Option<Value> {
+    let value: Value = serde_json::from_str(text).ok()?;
+    if let Value::Number(n) = &value {
+        if n.is_f64() && !text.contains(['.', 'e', 'E']) {
+            return None;
+        }
+    }
+    Some(value)
 }
 
 fn apply(op: Op, field: &Value, value: &Value) -> Answer<bool> {

@@ -198,15 +198,17 @@ impl NativeBoard {
         state: &ItemState,
         data: &mut Data,
     ) -> Option<bool> {
-        let read = |event: bool, name: &str| -> serde_json::Value {
+        let read = |event: bool, name: &str| -> Option<serde_json::Value> {
             let raw = if event {
                 data.get(name)
             } else {
                 let id = self.names.find(name);
                 state.fields.as_ref().zip(id).and_then(|(f, id)| f.get(id))
             };
-            raw.and_then(|text| serde_json::from_str(text).ok())
-                .unwrap_or(serde_json::Value::Null)
+            match raw {
+                None => Some(serde_json::Value::Null),
+                Some(text) => crate::conditions::value_of(text),
+            }
         };
         condition.holds(read).ok()
     }

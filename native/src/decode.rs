@@ -187,12 +187,19 @@ pub(crate) fn is_null(raw: Option<&str>) -> bool {
     raw.map(|r| r == "null").unwrap_or(true)
 }
 
+/// Items an event may name (`state.codes.MAX_ITEMS`): Python rejects more.
+pub(crate) const MAX_ITEMS: usize = 100;
+
 /// The event, if it is of the common well-formed shape; None: ask Python.
 pub(crate) fn decode_event(raw: &[u8], at: Option<i64>) -> Option<Event<'_>> {
     let text = std::str::from_utf8(raw).ok()?;
     let wire = match scan::scan(text) {
         Some(wire) => wire,
-        None => serde_json::from_str::<WireEvent>(text).ok()?.into(),
+        // Only the canonical form Python hands back (`at` known) takes the general path:
+        // a raw record the scan refuses may be one Python rejects (too deep, a number
+        // beyond range, a lone surrogate), which the general reader would take.
+        None if at.is_some() => serde_json::from_str::<WireEvent>(text).ok()?.into(),
+        None => return None,
     };
     let etype = vocabulary().event_type(wire.etype.as_deref()?)?;
     let id = wire.id?;
@@ -211,7 +218,7 @@ pub(crate) fn decode_event(raw: &[u8], at: Option<i64>) -> Option<Event<'_>> {
     };
     let refs = match (wire.item, wire.items) {
         (Some(item), None) => smallvec![checked_ref(item)?],
-        (None, Some(items)) if !items.is_empty() => {
+        (None, Some(items)) if !items.is_empty() && items.len() <= MAX_ITEMS => {
             let mut refs: SmallVec<[Ref; 1]> = SmallVec::with_capacity(items.len());
             for item in items {
                 let r = checked_ref(item)?;

@@ -38,6 +38,8 @@ mod conditions;
 mod decide;
 /// Decoding a record (`scan` reads the common shape in one pass).
 mod decode;
+/// The stage history an (event, item) writes.
+mod history;
 /// One item's flat state.
 mod item;
 /// A transition's JSON line and id.
@@ -69,9 +71,9 @@ use time::*;
 use view::*;
 use vocabulary::{
     configured, vocabulary, CONFIRMED, CREATED, DELETED, DUPLICATE, ITEM_CREATED, ITEM_DELETED,
-    ITEM_DELETED_TYPE, ITEM_STAGE_CHANGED, ITEM_UPDATED, NEVER_WATCHED, NOTE_MISROUTED,
-    NOTE_REJECTED, NOTE_TRANSITION, NOTE_UNKNOWN_ITEM, NOTE_UNKNOWN_STAGE, NO_MATCH, NO_PIPELINE,
-    REASONS, STAGE_CHANGED, UPDATED,
+    ITEM_DELETED_TYPE, ITEM_STAGE_CHANGED, ITEM_UPDATED, NEVER_WATCHED, NOTE_HISTORY,
+    NOTE_MISROUTED, NOTE_REJECTED, NOTE_TRANSITION, NOTE_UNKNOWN_ITEM, NOTE_UNKNOWN_STAGE,
+    NO_MATCH, NO_PIPELINE, REASONS, STAGE_CHANGED, UPDATED,
 };
 
 #[pymodule]

@@ -42,15 +42,31 @@ pub(crate) const TRANSITION_NAMESPACE: [u8; 16] = [
 
 /// uuid5 of (tenant, entity, item id, event id), as `state.model.transition_id`.
 pub(crate) fn transition_id(tenant: &str, entity: &str, item_id: &str, event_id: &str) -> String {
+    record_id(&[tenant, entity, item_id, event_id])
+}
+
+/// uuid5 of the injective name of `parts`, as `state.model.id_name`: joined by 0x1f
+/// when none holds it and the first is not empty; else 0x1f, then each part as its
+/// byte length, 0x1f and the part.
+pub(crate) fn record_id(parts: &[&str]) -> String {
     let mut sha = sha1_smol::Sha1::new();
     sha.update(&TRANSITION_NAMESPACE);
-    sha.update(tenant.as_bytes());
-    sha.update(b"\x1f");
-    sha.update(entity.as_bytes());
-    sha.update(b"\x1f");
-    sha.update(item_id.as_bytes());
-    sha.update(b"\x1f");
-    sha.update(event_id.as_bytes());
+    let plain = !parts[0].is_empty() && parts.iter().all(|p| !p.as_bytes().contains(&0x1f));
+    if plain {
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                sha.update(b"\x1f");
+            }
+            sha.update(part.as_bytes());
+        }
+    } else {
+        sha.update(b"\x1f");
+        for part in parts {
+            sha.update(part.len().to_string().as_bytes());
+            sha.update(b"\x1f");
+            sha.update(part.as_bytes());
+        }
+    }
     let mut b = sha.digest().bytes();
     b[6] = (b[6] & 0x0f) | 0x50;
     b[8] = (b[8] & 0x3f) | 0x80;
@@ -95,6 +111,7 @@ impl NativeBoard {
     ) -> Outcome {
         let r = &event.refs[item_index];
         let tid = transition_id(&event.tenant, &r.entity, &r.id, &event.id);
+        let from_stage = state.stage;
         let mut out = Vec::with_capacity(512);
         out.extend_from_slice(b"{\"id\":");
         push_json_str(&mut out, &tid);
@@ -140,6 +157,18 @@ impl NativeBoard {
         }
         echoes.push((fingerprint(&tid), candidate.stage));
         state.echoes = Some(echoes.into_boxed_slice());
-        Outcome::Move(out)
+        let trigger_id = if self.history {
+            candidate.trigger_id.clone()
+        } else {
+            String::new()
+        };
+        Outcome::Move(Move {
+            json: out,
+            tid,
+            from_stage,
+            to_stage: candidate.stage,
+            trigger_id,
+            code: candidate.code,
+        })
     }
 }

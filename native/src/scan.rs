@@ -3,8 +3,9 @@
 //!
 //! It accepts only what every JSON parser accepts and reads it the same way; on
 //! anything else (escapes in the values it returns, numbers that are not plain
-//! integers where an id is expected, repeated keys, deep nesting) it answers None and
-//! the caller takes the general path. It never decides that a record is invalid.
+//! integers where an id is expected, repeated keys, nesting deeper than `MAX_DEPTH`,
+//! numbers beyond a double's range, lone surrogate escapes) it answers None and the
+//! caller takes the general path. It never decides that a record is invalid.
 
 use std::borrow::Cow;
 
@@ -27,7 +28,9 @@ pub struct Wire<'a> {
     pub data: Option<&'a str>,
 }
 
-const MAX_DEPTH: u32 = 100;
+/// Levels of objects and arrays a record may nest (`state.codes.MAX_DEPTH`): Python
+/// rejects deeper records, so this reader must never take one.
+pub const MAX_DEPTH: u32 = 64;
 
 struct Scanner<'a> {
     text: &'a str,
@@ -340,6 +343,7 @@ impl<'a> Scanner<'a> {
             *at - start
         };
         let mut at = self.at;
+        let mut integer = true;
         if b.get(at) == Some(&b'-') {
             at += 1;
         }
@@ -352,18 +356,25 @@ impl<'a> Scanner<'a> {
         }
         if b.get(at) == Some(&b'.') {
             at += 1;
+            integer = false;
             if digits(&mut at) == 0 {
                 return None;
             }
         }
         if let Some(b'e' | b'E') = b.get(at) {
             at += 1;
+            integer = false;
             if let Some(b'+' | b'-') = b.get(at) {
                 at += 1;
             }
             if digits(&mut at) == 0 {
                 return None;
             }
+        }
+        // Python reads an integer exactly at any length, and rejects any other number
+        // beyond a double's range (`1e400`): that is its to say.
+        if !integer && !self.text[self.at..at].parse::<f64>().ok()?.is_finite() {
+            return None;
         }
         self.at = at;
         Some(())

@@ -18,12 +18,15 @@ pub(crate) struct Candidate {
 
 pub(crate) struct View {
     pub(crate) positions: HashMap<u32, usize>,
+    /// Each stage's semantic, by position (for the stage history).
+    pub(crate) semantics: Vec<Box<str>>,
     pub(crate) by_code: Vec<Vec<Candidate>>,
     pub(crate) any: bool,
 }
 
-/// A view as Python hands it over: stage ids in order, then candidate tuples.
-pub(crate) type ViewSpec<'py> = (Vec<String>, Vec<Bound<'py, PyTuple>>);
+/// A view as Python hands it over: stage ids in order, candidate tuples, then the
+/// stages' semantics in order.
+pub(crate) type ViewSpec<'py> = (Vec<String>, Vec<Bound<'py, PyTuple>>, Vec<String>);
 
 pub(crate) struct CachedView {
     pub(crate) category: u32,
@@ -75,7 +78,9 @@ impl NativeBoard {
         let (start, end, spec): (i64, i64, Option<ViewSpec>) = answer.extract()?;
         let view = match spec {
             None => None,
-            Some((stages, candidates)) => Some(Arc::new(self.build_view(stages, candidates)?)),
+            Some((stages, candidates, semantics)) => {
+                Some(Arc::new(self.build_view(stages, candidates, semantics)?))
+            }
         };
         let entry = CachedView {
             category,
@@ -95,7 +100,11 @@ impl NativeBoard {
         &mut self,
         stages: Vec<String>,
         candidates: Vec<Bound<PyTuple>>,
+        semantics: Vec<String>,
     ) -> PyResult<View> {
+        if semantics.len() != stages.len() {
+            return Err(PyValueError::new_err("a view needs one semantic per stage"));
+        }
         let positions = stages
             .iter()
             .enumerate()
@@ -167,6 +176,7 @@ impl NativeBoard {
         let any = by_code.iter().any(|c| !c.is_empty());
         Ok(View {
             positions,
+            semantics: semantics.into_iter().map(String::into_boxed_str).collect(),
             by_code,
             any,
         })

@@ -61,18 +61,20 @@ pub const ITEM_DELETED: usize = 7;
 pub const NO_PIPELINE: usize = 8;
 
 /// Kinds of the notes `decide_batch` hands back, by their number.
-pub const NOTE_KINDS: [&str; 5] = [
+pub const NOTE_KINDS: [&str; 6] = [
     "transition",
     "rejected",
     "unknown_item",
     "unknown_stage",
     "misrouted",
+    "history",
 ];
 pub const NOTE_TRANSITION: u8 = 0;
 pub const NOTE_REJECTED: u8 = 1;
 pub const NOTE_UNKNOWN_ITEM: u8 = 2;
 pub const NOTE_UNKNOWN_STAGE: u8 = 3;
 pub const NOTE_MISROUTED: u8 = 4;
+pub const NOTE_HISTORY: u8 = 5;
 
 pub const NEVER_WATCHED: [&str; 3] = ["STAGE_ID", "CATEGORY_ID", "ASSIGNED_BY_ID"];
 
@@ -235,5 +237,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("SPECIAL_TYPES", SPECIAL_TYPES.to_vec())?;
     m.add("SPECIAL_CODES", SPECIAL_CODES.to_vec())?;
     m.add("NEVER_WATCHED", NEVER_WATCHED.to_vec())?;
+    m.add("MAX_DEPTH", crate::scan::MAX_DEPTH)?;
+    m.add("MAX_ITEMS", crate::decode::MAX_ITEMS)?;
     Ok(())
 }

@@ -13,11 +13,15 @@ from hypothesis import strategies as st
 
 from connectors.records import (
     DEFAULT_MAX_RECORD_BYTES,
+    decode_automation,
+    decode_event,
     load_json,
     parse_automation,
     parse_event,
+    too_deep,
     transition_json,
 )
+from state.codes import MAX_ITEMS
 from state.model import (
     BEGINNING,
     Deletion,
@@ -654,3 +658,69 @@ def test_transition_json_round_trips(move) -> None:
         "trigger",
         "event",
     }
+
+
+# Hostile records: limits on nesting, items and numbers (docs/decisions.md) -------------
+
+
+def _visit(data: bytes) -> bytes:
+    return (
+        b'{"id":"v","type":"visit.registered","occurred_at":"2026-11-25T10:00:00Z",'
+        b'"item":{"entity":"deal","id":"1"},"data":' + data + b"}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "deep"),
+    [
+        (b'{"x":' + b"[" * 62 + b"]" * 62 + b"}", False),  # 64 levels with the record's own
+        (b'{"x":' + b"[" * 63 + b"]" * 63 + b"}", True),
+        (b'{"x":"' + b"[" * 500 + b'"}', False),  # brackets in a string
+        (b'{"x":"\\"' + b"[" * 500 + b'"}', False),  # after an escaped quote, still inside
+        (b'{"x":"\\\\",' + b'"y":' + b"[" * 63 + b"]" * 63 + b"}", True),  # an escaped backslash
+        (b'{"x":"' + b"[" * 70, False),  # an open string runs to the end
+    ],
+)
+def test_nesting_is_counted_on_the_bytes_outside_strings(data: bytes, deep: bool) -> None:
+    assert too_deep(_visit(data)) is deep
+    rejection = decode_event(_visit(data))
+    if deep:
+        assert rejection == Rejection(
+            "invalid_record", "record: nested deeper than 64 levels of objects and arrays"
+        )
+    else:
+        assert type(rejection) is not Rejection or rejection.code == "invalid_json"
+
+
+def test_a_deep_record_larger_than_the_limit_is_too_large_first() -> None:
+    raw = _visit(b'{"x":' + b"[" * 100 + b"]" * 100 + b"}")
+    assert decode_event(raw, max_bytes=100).code == "too_large"  # type: ignore[union-attr]
+    assert decode_automation(raw, max_bytes=100).code == "too_large"
+    assert decode_automation(raw).code == "invalid_automation"
+
+
+def test_items_beyond_the_limit_are_counted_before_each_is_read() -> None:
+    refs = b",".join([b"5"] * (MAX_ITEMS + 1))  # not even objects: the count comes first
+    raw = _visit(b"{}").replace(b'"item":{"entity":"deal","id":"1"}', b'"items":[' + refs + b"]")
+    assert decode_event(raw) == Rejection(
+        "too_many_items", f"items: the event names {MAX_ITEMS + 1} items, at most 100 are read"
+    )
+
+
+@pytest.mark.parametrize("number", [b"1e400", b"-1e400", b"1E999", b"-1.8e308"])
+def test_a_number_beyond_a_doubles_range_is_invalid_json(number: bytes) -> None:
+    rejection = decode_event(_visit(b'{"x":' + number + b"}"))
+    assert type(rejection) is Rejection and rejection.code == "invalid_json"
+    assert "infinity" in rejection.message
+
+
+def test_an_integer_is_read_exactly_at_any_length() -> None:
+    digits = b"9" * 400
+    event = decode_event(
+        _visit(b'{"x":' + digits + b"}")
+        .replace(b'"item":{', b'"items":[{')
+        .replace(b'"1"}', b"" + digits + b"}]")
+    )
+    assert type(event) is not Rejection
+    assert event.items[0].id == digits.decode()  # type: ignore[union-attr]
+    assert event.data["x"] == int(digits)  # type: ignore[union-attr]

@@ -184,6 +184,7 @@ LIVE_VALUES = {
     "automation_topic": "rules",
     "transitions_topic": "moves",
     "dead_letter_topic": "bad",
+    "history_topic": "stages",
     "recovery_dir": "/tmp/recovery",
     "recovery_partitions": "3",
     "snapshot_interval": "5",

@@ -73,13 +73,17 @@ def kafka(brokers: str) -> KafkaSettings:
 
 @pytest.fixture
 def make_topics(kafka: KafkaSettings) -> Iterator[Callable[..., Topics]]:
-    """Makes a fresh set of the job's four topics, named after a uuid; removed afterwards."""
+    """Makes a fresh set of the job's topics, named after a uuid; removed afterwards."""
     made: list[Topics] = []
 
     def make(partitions: int = 1) -> Topics:
         tag = f"test-{uuid.uuid4().hex[:12]}"
         topics = Topics(
-            f"{tag}.events", f"{tag}.automation", f"{tag}.transitions", f"{tag}.dead-letter"
+            f"{tag}.events",
+            f"{tag}.automation",
+            f"{tag}.transitions",
+            f"{tag}.dead-letter",
+            f"{tag}.stage-history",
         )
         create_topics(kafka, topic_plans(topics, partitions), replication_factor=1)
         made.append(topics)
@@ -196,6 +200,8 @@ def start_job(brokers: str, tmp_path: Path) -> Iterator[StartJob]:
             topics.transitions,
             "--dead-letter-topic",
             topics.dead_letters,
+            "--history-topic",
+            topics.history,
             "--summary-interval",
             "0.2",
             "--snapshot-interval",

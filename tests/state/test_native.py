@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.raw import AUTOMATION, EVENTS
-from connectors.records import decode_event, transition_json
+from connectors.records import decode_event, history_json, transition_json
 from flows.dataflow import Decisions, FlowSettings, Parcel, decide_parcels
 from state import native
 from state.board import Board
@@ -385,8 +385,9 @@ class Engines:
             seen_window=seen_window,
             what_if=what_if,
             max_record_bytes=max_record_bytes,
+            history=True,
         )
-        return cls(
+        engines = cls(
             flow,
             [
                 Board(
@@ -403,6 +404,10 @@ class Engines:
                 for _ in range(key_groups)
             ],
         )
+        # Every comparison covers the stage history too (spec 6.1: the same bytes).
+        for board in [*engines.python, *engines.native]:
+            board.write_history(history_json)
+        return engines
 
     def feed(self, stream: str, raws: Sequence[bytes], chunk: int = 1 << 30) -> None:
         """Send records in parcels of at most `chunk` to every group; both must agree."""
@@ -434,6 +439,7 @@ def comparable(decisions: Decisions) -> tuple[Any, ...]:
     """A step's outputs as plain values: what the sinks would write, and the counts."""
     return (
         decisions.transitions,
+        decisions.history,
         [(order, letter.item, letter.to_json()) for order, letter in decisions.dead_letters],
         dict(+decisions.tally),
     )

@@ -43,7 +43,7 @@ def _module_like_the_compiled_one(**changes: object) -> SimpleNamespace:
     import crm_triggers_native as compiled
 
     names = ["OPERATORS", "PARAM_RULES", "REASONS", "NOTE_KINDS", "SPECIAL_TYPES"]
-    names += ["SPECIAL_CODES", "NEVER_WATCHED"]
+    names += ["SPECIAL_CODES", "NEVER_WATCHED", "MAX_DEPTH", "MAX_ITEMS"]
     values = {name: getattr(compiled, name) for name in names}
     values["configure"] = compiled.configure
     values.update(changes)
@@ -63,6 +63,8 @@ def test_a_module_that_knows_the_same_names_matches() -> None:
         ("REASONS", list(reversed(REASONS))),
         ("PARAM_RULES", [*PARAM_RULES, "regex"]),
         ("NOTE_KINDS", ["transition"]),
+        ("MAX_DEPTH", 100),
+        ("MAX_ITEMS", 1000),
     ],
 )
 def test_a_module_that_knows_other_names_is_refused_by_name(name: str, value: object) -> None:
