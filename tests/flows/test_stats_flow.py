@@ -7,6 +7,7 @@ import random
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import bytewax.operators as op
@@ -554,3 +555,30 @@ def test_stats_settings_from_the_environment() -> None:
     assert settings.allowed_lateness == timedelta(minutes=10)
     assert settings.recovery_dir == "/tmp/stats-recovery"
     assert settings.history_topic == "crm.stage-history"
+
+
+def test_the_main_jobs_history_is_read_whole(tmp_path: Path) -> None:
+    # The history replay writes (spec 6.1) is what the stats job reads: every record counts.
+    from flows.cli import main
+
+    history = tmp_path / "history.jsonl"
+    samples = Path(__file__).resolve().parents[2] / "samples"
+    assert (
+        main(
+            [
+                *("replay", "--engine", "python", "--out", str(tmp_path / "out.jsonl")),
+                *("--automation", f"{samples}/automation.jsonl"),
+                *("--events", f"{samples}/events.jsonl", "--history", str(history)),
+            ]
+        )
+        == 0
+    )
+    records = [orjson.loads(line) for line in history.read_bytes().splitlines()]
+    assert records
+    windows, late, letters = run_stats(records, batch_size=500)
+    assert letters == [] and late == []
+    assert sum(w["records"] for w in windows) == len(records)
+    assert {
+        pipeline
+        for pipeline in (f"{r['tenant']}/{r['item']['entity']}/{r['category']}" for r in records)
+    } == {f"{w['tenant']}/{w['entity']}/{w['category']}" for w in windows}
