@@ -318,11 +318,18 @@ class _OrderedFilePartition(StatefulSinkPartition[tuple[Any, str, bytes], None])
         if self.path is None:
             return
         self.lines.sort(key=lambda value: value[0])
-        out = sys.stdout.buffer if self.path == STDIO else open(self.path, "wb")  # noqa: SIM115
-        try:
-            out.write(b"".join(line + b"\n" for _, _, line in self.lines))
-        finally:
-            if out is sys.stdout.buffer:
-                out.flush()
-            else:
-                out.close()
+        write_lines(self.path, [line for _, _, line in self.lines])
+
+
+def write_lines(path: str | None, lines: list[bytes]) -> None:
+    """JSON Lines to a file (replaced) or `-` (stdout); nothing where `path` is None."""
+    if path is None:
+        return
+    out = sys.stdout.buffer if path == STDIO else open(path, "wb")  # noqa: SIM115
+    try:
+        out.write(b"".join(line + b"\n" for line in lines))
+    finally:
+        if out is sys.stdout.buffer:
+            out.flush()
+        else:
+            out.close()

@@ -35,6 +35,7 @@ from state.model import (
     Stage,
     Transition,
     Trigger,
+    is_name,
 )
 
 DEFAULT_MAX_RECORD_BYTES = 1 << 20
@@ -140,7 +141,7 @@ def _name(obj: dict[str, Any], field: str, where: str = "", default: str | None 
     value = obj.get(field)
     if value is None:
         value = default
-    if not isinstance(value, str) or not value or "/" in value:
+    if not is_name(value):
         raise _InvalidRecordError(
             "invalid_record",
             f"{where}{field}: expected a non-empty string without '/', got {value!r}",
@@ -241,14 +242,14 @@ def _fast_event(wire: _WireEvent) -> Event | None:
         return None
     if tenant is None:
         tenant = DEFAULT_TENANT
-    elif not tenant or "/" in tenant:
+    elif not is_name(tenant):
         return None
     event_id, item_id, entity = wire.id, ref.id, ref.entity
     if type(event_id) is int:
         event_id = str(event_id)
     if type(item_id) is int:
         item_id = str(item_id)
-    if not event_id or not item_id or not entity or "/" in entity:
+    if not event_id or not item_id or not is_name(entity):
         return None
     at = _fromisoformat(wire.occurred_at)
     if at.tzinfo is None:
@@ -306,7 +307,13 @@ def _items(obj: dict[str, Any]) -> tuple[ItemRef, ...]:
                 f"items: the event names {len(refs)} items, at most {MAX_ITEMS} are read",
             )
         found = tuple(_item_ref(ref, f"items[{i}].") for i, ref in enumerate(refs))
-        return tuple(dict.fromkeys(found)) if len(found) > 1 else found
+        if len(found) == 1:
+            return found
+        # An item named twice is decided once, by its first mention (and that one's hint).
+        first: dict[tuple[str, str], ItemRef] = {}
+        for ref in found:
+            first.setdefault((ref.entity, ref.id), ref)
+        return tuple(first.values())
     if obj.get("item") is None:
         raise _InvalidRecordError(
             "invalid_record", "item: missing (an event names `item` or `items`)"

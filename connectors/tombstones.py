@@ -5,12 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from state.model import Rejection
-
-
-def plain_name(name: Any) -> bool:
-    """A name that can be part of a key: a non-empty string without '/'."""
-    return type(name) is str and bool(name) and "/" not in name
+from state.model import Rejection, is_name
 
 
 def rfc3339_ms(timestamp_ms: int) -> str:
@@ -43,7 +38,7 @@ def tombstone_record(key: bytes | None, timestamp_ms: int) -> dict[str, Any] | R
     updated_at = rfc3339_ms(timestamp_ms)
     if kind == "trigger":
         tenant, _, trigger_id = rest.partition("/")
-        if plain_name(tenant) and trigger_id:
+        if is_name(tenant) and trigger_id:
             return {
                 "kind": "trigger",
                 "tenant": tenant,
@@ -53,7 +48,7 @@ def tombstone_record(key: bytes | None, timestamp_ms: int) -> dict[str, Any] | R
             }
     elif kind == "pipeline":
         tenant, entity, category = [*rest.split("/", 2), "", ""][:3]
-        if plain_name(tenant) and plain_name(entity) and category:
+        if is_name(tenant) and is_name(entity) and category:
             return {
                 "kind": "pipeline",
                 "tenant": tenant,

@@ -36,6 +36,7 @@ from flows.settings import (
 )
 from flows.stats.command import StatsSettings
 from flows.stats.command import command as stats
+from flows.workers import replay_in_processes
 from state.errors import ConfigError, CrmTriggersError, SourceError
 
 EXIT_USAGE = 2
@@ -53,7 +54,10 @@ def replay(settings: ReplaySettings) -> int:
         result.append(summary)
         print_summary(summary)
 
-    run_main(replay_flow(settings, report))
+    if settings.processes > 1:
+        replay_in_processes(settings, settings.processes, report)
+    else:
+        run_main(replay_flow(settings, report))
     if settings.dlq is None and result and result[0].dead_letters:
         sys.stderr.write("note: dead letters were counted but not kept; use --dlq FILE\n")
     return 0

@@ -64,6 +64,9 @@ class FlowSettings:
     await_automation: bool = False  # live: decide no event before the automation caught up
     engine: str = "native"  # "native": state.native.NativeBoard; "python": state.board.Board
     history: bool = False  # write the stage history (spec 6.1)
+    process_group: int | None = None
+    """A replay by several processes (`flows.workers`): each reads every record and
+    decides the items of its own key group, this one of `key_groups`."""
 
 
 group_of = key_group
@@ -160,6 +163,8 @@ def route(
     process).
     """
     groups = settings.key_groups
+    if settings.process_group is not None:
+        return _route_to_own_group(batches, settings.process_group)
     if engine is None:
         engine = new_board(settings)
     rejected = Decisions([], [], Counter())
@@ -185,6 +190,32 @@ def route(
             )
             continue
         out.extend(_route_events(engine, batch, settings, rejected))
+    return out
+
+
+def _route_to_own_group(
+    batches: list[RawBatch], group: int
+) -> list[tuple[str, Parcel] | Decisions]:
+    """`route` in one process of several: every record goes on undecoded to this
+    process's group, which skips the items of the others; group 0 counts the reads."""
+    rejected = Decisions([], [], Counter())
+    out: list[tuple[str, Parcel] | Decisions] = [rejected] if group == 0 else []
+    for batch in batches:
+        if batch.stream == AUTOMATION and None in batch.values:
+            batch = _without_bad_tombstones(batch, rejected)
+        rejected.tally[f"{batch.stream}_read"] += len(batch.values)
+        first, count = batch.first_seq, len(batch.values)
+        seqs = range(first, first + count)
+        parcel = Parcel(
+            group,
+            batch.stream,
+            batch.source,
+            batch.partition,
+            seqs,
+            batch.positions,
+            _values(batch),
+        )
+        out.append((str(group), parcel))
     return out
 
 
@@ -369,7 +400,11 @@ def decide_parcels(board: Engine, parcels: list[Parcel], settings: FlowSettings)
             _apply_automation(board, parcel, out, settings)
             continue
         decided = board.decide_parcel(
-            parcel.raws, parcel.records, parcel.group, settings.key_groups
+            parcel.raws,
+            parcel.records,
+            parcel.group,
+            settings.key_groups,
+            shared=settings.process_group is not None,
         )
         seqs = parcel.seqs
         if decided.transitions:

@@ -54,6 +54,7 @@ def live_flow(
             batch_size=settings.batch_size,
             until_end=settings.until_end,
             start_at_end=settings.start_from == "end",
+            cycle_ms=settings.cycle_ms,
         ),
         KafkaSink(producers, topics.transitions),
         KafkaSink(producers, topics.dead_letters),

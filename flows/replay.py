@@ -33,15 +33,21 @@ def replay_flow(
         OrderedFileSink(settings.out),
         OrderedFileSink(settings.dlq),
         SummarySink(report),
-        FlowSettings(
-            key_groups=settings.key_groups,
-            seen_window=settings.seen_window,
-            what_if=settings.what_if,
-            max_record_bytes=settings.max_record_bytes,
-            engine=settings.engine,
-            history=settings.history is not None,
-        ),
+        flow_settings(settings),
         history=OrderedFileSink(settings.history) if settings.history is not None else None,
+    )
+
+
+def flow_settings(settings: ReplaySettings, process_group: int | None = None) -> FlowSettings:
+    """The dataflow's settings of a replay; `process_group`: of one of several processes."""
+    return FlowSettings(
+        key_groups=settings.key_groups,
+        seen_window=settings.seen_window,
+        what_if=settings.what_if,
+        max_record_bytes=settings.max_record_bytes,
+        engine=settings.engine,
+        history=settings.history is not None,
+        process_group=process_group,
     )
 
 

@@ -18,6 +18,7 @@ from functools import cached_property
 from typing import Any
 
 from connectors.kafka import DEFAULT_BATCH_SIZE, KafkaSettings, Topics, masked
+from connectors.kafka.pacing import DEFAULT_CYCLE_MS
 from connectors.records import DEFAULT_MAX_RECORD_BYTES
 from flows.dataflow import DEFAULT_KEY_GROUPS
 from flows.options import (
@@ -148,9 +149,36 @@ class ReplayFiles(Settings):
     progress: bool = False
 
 
+def cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 @dataclass(frozen=True, repr=False)
-class ReplaySettings(EngineSettings, ReplayFiles):
+class ReplayWorkers(Settings):
+    workers: int = option(
+        0,
+        "processes deciding the replay, each the items of its own share, output as one "
+        "process writes it (default: 0, one per core; 1 with a standard input)",
+        metavar="N",
+        read=non_negative_int,
+    )
+
+
+@dataclass(frozen=True, repr=False)
+class ReplaySettings(EngineSettings, ReplayWorkers, ReplayFiles):
     key_groups: int = redefault(EngineSettings, "key_groups", REPLAY_KEY_GROUPS)
+
+    @property
+    def processes(self) -> int:
+        """How many processes decide this replay: one per core unless `workers` says;
+        one when an input is standard input, which only one process can read."""
+        if "-" in (*self.automation, *self.events):
+            return 1
+        return self.workers or cores()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ReplaySettings:
@@ -365,9 +393,17 @@ class RunOptions(Settings):
     )
     batch_size: int = option(
         DEFAULT_BATCH_SIZE,
-        "records read from a partition at once (default: {default})",
+        "records read from a partition at once, at most (default: {default})",
         metavar="N",
         read=positive_int,
+    )
+    cycle_ms: int = option(
+        DEFAULT_CYCLE_MS,
+        "a worker's cycle (read, decide, write) is kept near this many milliseconds by "
+        "reading fewer records per partition when it is behind; 0: always --batch-size "
+        "(default: {default})",
+        metavar="MS",
+        read=non_negative_int,
     )
     summary_interval: float = option(
         DEFAULT_SUMMARY_INTERVAL,

@@ -41,7 +41,12 @@ class NativeBoard:
         """Write the stage history: notes of kind history, payload (step, JSON line)."""
     def __len__(self) -> int: ...
     def decide_batch(
-        self, raws: list[bytes | None], group: int, groups: int, max_bytes: int
+        self,
+        raws: list[bytes | None],
+        group: int,
+        groups: int,
+        max_bytes: int,
+        shared: bool = False,
     ) -> tuple[tuple[int, ...], int, list[Note]]: ...
     def item(self, key: str) -> tuple[str, str | None, list[tuple[str, str]], int, int] | None:
         """(category, stage or None, watched fields as (name, JSON), seen ids, echoes)."""

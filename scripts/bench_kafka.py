@@ -551,8 +551,12 @@ def _folder_bytes(folder: Path) -> int:
 
 
 def bench_latency(bench: Bench) -> None:
-    """Latency at a steady offered rate, once per --latency-intervals setting."""
+    """Latency at a steady offered rate, once per --latency-intervals setting; with
+    --cycles, the maximum and the latency of each --cycle-ms value instead, alternated."""
     args = bench.args
+    if args.cycles:
+        bench_cycles(bench, args.cycles.split(","))
+        return
     rate = args.rate
     if rate is None:
         if bench.one_process_rate is None:
@@ -590,8 +594,43 @@ def bench_latency(bench: Bench) -> None:
     print(flush=True)
 
 
+def bench_cycles(bench: Bench, cycles: list[str]) -> None:
+    """Per --cycle-ms value, alternated run by run: the one-process maximum, then the
+    latency at half of the first value's maximum (the same rate for every value)."""
+    args = bench.args
+    maxima: dict[str, list[float]] = {cycle: [] for cycle in cycles}
+    found: dict[str, list[tuple[float, float]]] = {cycle: [] for cycle in cycles}
+    for run in range(1, args.runs + 1):
+        order = cycles if run % 2 else cycles[::-1]
+        for cycle in order:
+            extra = [] if cycle == "default" else ["--cycle-ms", cycle]
+            measure = job_command(bench.brokers, bench.fresh("max"), args.key_groups, extra)
+            wall, output = timed(measure)
+            maxima[cycle].append(window_rate(output) or bench.events / wall)
+            print(f"run {run}: --cycle-ms {cycle}: maximum {maxima[cycle][-1]:,.0f} events/s")
+            print("  reproduce: " + quoted(measure), flush=True)
+        rate = args.rate or statistics.median(maxima[cycles[0]]) / 2
+        for cycle in order:
+            extra = [] if cycle == "default" else ["--cycle-ms", cycle]
+            print(f"run {run}: --cycle-ms {cycle}:")
+            measured = latency_at(bench, rate, None, run, extra)
+            if measured is not None:
+                found[cycle].append(measured)
+    print()
+    print(f"medians of {args.runs} run(s), latency at half the maximum of --cycle-ms {cycles[0]}:")
+    for cycle in cycles:
+        line = f"  --cycle-ms {cycle}: maximum {statistics.median(maxima[cycle]):,.0f} events/s"
+        if found[cycle]:
+            p50 = statistics.median(p for p, _ in found[cycle])
+            p99 = statistics.median(p for _, p in found[cycle])
+            runs = ", ".join(f"{p:.0f}" for _, p in found[cycle])
+            line += f"; p50 {p50:.0f} ms, p99 {p99:.0f} ms (runs: {runs})"
+        print(line)
+    print(flush=True)
+
+
 def latency_at(
-    bench: Bench, rate: float, interval: str | None, run: int
+    bench: Bench, rate: float, interval: str | None, run: int, job_extra: Sequence[str] = ()
 ) -> tuple[float, float] | None:
     """p50 and p99 in ms of one live run at the offered rate (None: no transitions)."""
     args, kafka = bench.args, bench.kafka
@@ -615,7 +654,7 @@ def latency_at(
     )
     plans = topic_plans(topics, args.partitions)
     create_topics(kafka, [plans[0], *plans[2:]], 1)
-    extra = [] if interval is None else ["--snapshot-interval", interval]
+    extra = [*job_extra, *([] if interval is None else ["--snapshot-interval", interval])]
     command = job_command(bench.brokers, topics, args.key_groups, extra, until_end=False)
     job = subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -801,6 +840,11 @@ def main() -> int:
         default="default",
         help="latency: the job's --snapshot-interval values to measure at, comma-separated "
         "('default' for the job's default), e.g. default,1",
+    )
+    parser.add_argument(
+        "--cycles",
+        help="latency: the job's --cycle-ms values to compare, comma-separated ('default' "
+        "for the job's default), e.g. default,0: the maximum and the latency of each",
     )
     for option in ("events-topic", "automation-topic", "transitions-topic", "dead-letter-topic"):
         parser.add_argument(f"--{option}")

@@ -8,12 +8,15 @@ alternates, run by run, between:
 - baseline: one Python process reading the same file by blocks and handing batches
   of raw lines to one compiled board (`state.native.NativeBoard`), no Bytewax, no
   output (`scripts/benchdata.py FOLDER native`: the floor of the job's work);
-- job: `python -m flows replay` as a separate process, writing transitions and
-  dead letters to files;
+- job: `python -m flows replay --workers 1` as a separate process, writing
+  transitions and dead letters to files;
+- job on every core: the same with `--workers N` (N: the cores, or `--workers`),
+  its output checked byte for byte against the one-process job's;
 - with --python, the same job with `--engine python` (the reference engine);
 - with --history, the same job writing the stage history too (`--history FILE`).
 
 It prints, per run and as medians: events/s of each, the ratio job/baseline, the
+ratio of N processes to one (each run's pair measured back to back), the
 speedup of the native engine over the Python one, and the job's peak memory (max
 RSS). Each line names the command that reproduces it. The machine may be shared
 and noisy: quote medians and the ratios.
@@ -22,6 +25,7 @@ and noisy: quote medians and the ratios.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import statistics
 import subprocess
@@ -41,7 +45,9 @@ def run_baseline(folder: Path) -> tuple[float, int, int]:
     return wall, int(read), int(moved)
 
 
-def job_command(folder: Path, engine: str = "native", history: bool = False) -> list[str]:
+def job_command(
+    folder: Path, engine: str = "native", workers: int = 1, history: bool = False
+) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -57,23 +63,38 @@ def job_command(folder: Path, engine: str = "native", history: bool = False) -> 
         str(folder / "dead-letters.jsonl"),
         "--engine",
         engine,
+        "--workers",
+        str(workers),
         *(["--history", str(folder / "history.jsonl")] if history else []),
     ]
 
 
+def outputs_digest(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for name in ("transitions.jsonl", "dead-letters.jsonl"):
+        digest.update((folder / name).read_bytes())
+    return digest.hexdigest()
+
+
+CPU_SECONDS: dict[int, list[float]] = {}
+"""CPU seconds (user and system, every process of the job) of each run, by --workers."""
+
+
 def run_job(
-    folder: Path, engine: str = "native", history: bool = False
+    folder: Path, engine: str = "native", workers: int = 1, history: bool = False
 ) -> tuple[float, int, float]:
     """Wall seconds, transitions written, and the job's peak memory in MB."""
     started = time.perf_counter()
     child = subprocess.Popen(
-        job_command(folder, engine, history),
+        job_command(folder, engine, workers, history),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - started
+    if engine == "native":
+        CPU_SECONDS.setdefault(workers, []).append(usage.ru_utime + usage.ru_stime)
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode != 0:
         raise SystemExit(f"job failed with exit code {child.returncode}")
@@ -87,6 +108,12 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="processes of the job on every core (default: the cores)",
+    )
     parser.add_argument(
         "--python",
         action="store_true",
@@ -106,9 +133,24 @@ def main() -> int:
     print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}")
     baseline_rates, job_rates, python_rates, ratios, speedups, peaks = [], [], [], [], [], []
     history_rates, history_costs, history_peaks = [], [], []
+    many_rates, scale = [], []
     for run in range(1, args.runs + 1):
         base_wall, read, base_moved = run_baseline(folder)
-        job_wall, job_moved, peak_mb = run_job(folder)
+        # One process and N alternate, in both orders, so that a change in the
+        # machine's load falls on both alike.
+        pair = [1, args.workers] if run % 2 else [args.workers, 1]
+        walls: dict[int, float] = {}
+        digests: dict[int, str] = {}
+        for workers in pair:
+            wall, moved, peak = run_job(folder, workers=workers)
+            walls[workers], digests[workers] = wall, outputs_digest(folder)
+            if workers == 1:
+                job_wall, job_moved, peak_mb = wall, moved, peak
+        if digests[1] != digests[args.workers]:
+            print(f"MISMATCH: --workers {args.workers} wrote other bytes than --workers 1")
+            return 1
+        many_rates.append(read / walls[args.workers])
+        scale.append(job_wall / walls[args.workers])
         python_wall, python_moved, _ = run_job(folder, "python") if args.python else (0, 0, 0)
         history_wall, history_moved, history_peak = (
             run_job(folder, history=True) if args.history else (0, job_moved, 0)
@@ -130,7 +172,9 @@ def main() -> int:
         line = (
             f"run {run}: baseline {read / base_wall:,.0f} events/s, "
             f"job {read / job_wall:,.0f} events/s, job/baseline {base_wall / job_wall:.2f}, "
-            f"{job_moved:,} transitions, job peak {peak_mb:,.0f} MB"
+            f"{job_moved:,} transitions, job peak {peak_mb:,.0f} MB; "
+            f"--workers {args.workers} {read / walls[args.workers]:,.0f} events/s "
+            f"({job_wall / walls[args.workers]:.2f}x one, same bytes)"
         )
         if args.python:
             python_rates.append(read / python_wall)
@@ -151,6 +195,14 @@ def main() -> int:
     print(f"replay job, one process:                  {statistics.median(job_rates):,.0f} events/s")
     print(f"job / baseline (median of runs):           {statistics.median(ratios):.2f}")
     print(f"job peak memory (max RSS, median):         {statistics.median(peaks):,.0f} MB")
+    print(
+        f"replay job, --workers {args.workers}:                "
+        f"{statistics.median(many_rates):,.0f} events/s"
+    )
+    print(
+        f"--workers {args.workers} / --workers 1 (median; runs):  {statistics.median(scale):.2f}"
+        f" ({', '.join(f'{r:.2f}' for r in scale)})"
+    )
     if args.python:
         print(
             f"job --engine python:                      "
@@ -166,7 +218,13 @@ def main() -> int:
         print(
             f"job --history peak memory (median):        {statistics.median(history_peaks):,.0f} MB"
         )
+    for workers, spent in sorted(CPU_SECONDS.items()):
+        print(
+            f"CPU seconds of the job, --workers {workers} (median; runs):  "
+            f"{statistics.median(spent):.2f} ({', '.join(f'{s:.2f}' for s in spent)})"
+        )
     print("reproduce the job alone: " + " ".join(job_command(folder)))
+    print("on every core: " + " ".join(job_command(folder, workers=args.workers)))
     return 0
 
 

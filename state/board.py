@@ -48,8 +48,8 @@ from state.table import Candidate, PipelineView, TriggerTable
 DEFAULT_SEEN_WINDOW = 32
 """Event ids remembered per item to drop producer retries (8 bytes each)."""
 
-ECHO_WINDOW = 4
-"""Transitions remembered per item to recognise their echoes from the CRM."""
+ECHO_WINDOW = 16
+"""Transitions remembered per item: their echoes from the CRM, and retries that repeat them."""
 
 # Reasons of `Decided`, the outcomes that are not moves.
 CREATED = Decided("created")
@@ -224,9 +224,15 @@ class Board:
         return route_by_keys(keys, raws, groups)
 
     def decide_parcel(
-        self, raws: list[bytes | None], records: Sequence[Any] | None, group: int, groups: int
+        self,
+        raws: list[bytes | None],
+        records: Sequence[Any] | None,
+        group: int,
+        groups: int,
+        shared: bool = False,
     ) -> Outputs:
         """Decide event records of key group `group` in order (`state.engine.Engine`)."""
+        shared = shared and groups > 1
         decode, encode = self.decode, self.encode
         if decode is None or encode is None:
             raise TypeError("Board.decide_parcel needs the decode and encode functions")
@@ -244,7 +250,8 @@ class Board:
             if decoded_here:
                 event = NULL_RECORD if raw is None else decode(raw, max_bytes)
                 if type(event) is Rejection:
-                    out.dead_letters.append(Letter(index, 0, None, event))
+                    if not shared or group == 0:  # every worker rejects it; one reports it
+                        out.dead_letters.append(Letter(index, 0, None, event))
                     continue
             items = event.items
             if len(items) == 1:  # the common case, without the loop
@@ -252,7 +259,8 @@ class Board:
                 key = item_key(event.tenant, ref.entity, ref.id)
                 # Routed by its Kafka key, undecoded: the key may name another item.
                 if decoded_here and groups > 1 and key_group(key, groups) != group:
-                    out.dead_letters.append(Letter(index, 0, key, misrouted(key)))
+                    if not shared:
+                        out.dead_letters.append(Letter(index, 0, key, misrouted(key)))
                     continue
                 outcome = decide(event, ref, key)
                 if type(outcome) is Decided:
@@ -459,6 +467,9 @@ class Board:
             for at in range(0, len(echoes), 2):
                 if echoes[at] == mark and echoes[at + 1] == stage:
                     return CONFIRMED, state
+            if len(echoes) >= 2 * ECHO_WINDOW and mark not in echoes:
+                # One of ours older than the memory: later moves of ours supersede it.
+                return CONFIRMED, state
         state.stage = intern(stage)
         if category is not None:
             state.category = intern(category)
@@ -517,9 +528,12 @@ class Board:
         state: ItemState,
         position: int,
         candidate: Candidate,
-    ) -> Transition:
+    ) -> Transition | Decided:
         trigger = candidate.trigger
         tid = transition_id(event.tenant, ref.entity, ref.id, event.id)
+        moved = fingerprint(tid)
+        if state.echoes and moved in state.echoes:
+            return DUPLICATE  # an old retry of an event that moved the item: never a second move
         move = Transition(
             id=tid,
             tenant=event.tenant,
@@ -536,7 +550,7 @@ class Board:
             occurred_at=event.occurred_at,
         )
         state.stage = trigger.stage
-        echoes = (*(state.echoes or ()), fingerprint(tid), trigger.stage)
+        echoes = (*(state.echoes or ()), moved, trigger.stage)
         state.echoes = echoes[-2 * ECHO_WINDOW :]
         return move
 

@@ -92,10 +92,19 @@ class Engine(Protocol):
         ...
 
     def decide_parcel(
-        self, raws: list[bytes | None], records: Sequence[Any] | None, group: int, groups: int
+        self,
+        raws: list[bytes | None],
+        records: Sequence[Any] | None,
+        group: int,
+        groups: int,
+        shared: bool = False,
     ) -> Outputs:
         """Decide event records of key group `group` in order; `records[i]`, when not
-        None, is record i already decoded (by the router, in this process)."""
+        None, is record i already decoded (by the router, in this process).
+
+        `shared`: every worker was handed every record (a replay by several processes);
+        this one decides its group's items and skips the others, and a record rejected
+        whole before its items are known is reported by group 0 only."""
         ...
 
     def __len__(self) -> int: ...

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from state.board import BACKWARDS, CONDITION, PARAMS, SAME_STAGE, Board
+from state.board import BACKWARDS, CONDITION, DUPLICATE, PARAMS, SAME_STAGE, Board
 from state.codes import LIFECYCLE, codes_for, params_match
 from state.model import BEGINNING, Event, ItemRef, Rejection, Transition, Trigger
 from state.table import Candidate, PipelineView
@@ -127,7 +127,9 @@ def explain_decision(board: Board, event: Event, ref: ItemRef, key: str) -> Step
     view = recorder.view
     if view is None and after is not None and stage_after is not None:
         view = board.table.view(event.tenant, ref.entity, after.category, event.at)
-    trials = _trials(board, event, ref, recorder, outcome) if recorder.reports else ()
+    # An old retry whose move the item already made is a duplicate, like any other: no trials.
+    tried = recorder.reports and outcome != DUPLICATE
+    trials = _trials(board, event, ref, recorder, outcome) if tried else ()
     moved = type(outcome) is Transition
     return Step(
         event,

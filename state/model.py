@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
 from state.conditions import Condition
 
@@ -164,6 +164,11 @@ Outcome = Transition | Decided | Rejection
 
 NULL_RECORD = Rejection("invalid_record", "empty record (a null value)")
 """What a record without bytes (a Kafka tombstone on the events topic) is."""
+
+
+def is_name(value: Any) -> TypeGuard[str]:
+    """Whether a tenant or entity is a name that keys can hold: a non-empty string without '/'."""
+    return type(value) is str and bool(value) and "/" not in value
 
 
 def item_key(tenant: str, entity: str, item_id: str) -> str:

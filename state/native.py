@@ -196,10 +196,15 @@ class NativeBoard:
         return route_batch(keys, raws, groups)
 
     def decide_parcel(
-        self, raws: list[bytes | None], records: Sequence[Any] | None, group: int, groups: int
+        self,
+        raws: list[bytes | None],
+        records: Sequence[Any] | None,
+        group: int,
+        groups: int,
+        shared: bool = False,
     ) -> Outputs:
         """Decide event records in order (`state.engine.Engine`); `records` are not needed."""
-        counts, extra, notes = self.decide_batch(raws, group, groups)
+        counts, extra, notes = self.decide_batch(raws, group, groups, shared)
         out = Outputs()
         for index, item, key_or_none, kind, payload in notes:
             if kind == TRANSITION:
@@ -215,7 +220,7 @@ class NativeBoard:
         return out
 
     def decide_batch(
-        self, raws: list[bytes | None], group: int = 0, groups: int = 1
+        self, raws: list[bytes | None], group: int = 0, groups: int = 1, shared: bool = False
     ) -> tuple[tuple[int, ...], int, list[tuple[int, int, str | None, int, Any]]]:
         """Decide event records in order: (counts by `REASONS`, extra items, notes).
 
@@ -227,7 +232,7 @@ class NativeBoard:
         unknown item, an item on an unknown stage (payload: (stage, entity, category))
         or an event keyed to another group.
         """
-        return self.core.decide_batch(raws, group, groups, self.max_record_bytes)
+        return self.core.decide_batch(raws, group, groups, self.max_record_bytes, shared)
 
     def __len__(self) -> int:
         return len(self.core)

@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 
 from connectors.records import DEFAULT_CATEGORY, DEFAULT_TENANT
-from connectors.tombstones import plain_name
 from state.codes import id_text
+from state.model import is_name
 
 
 def event_key(obj: Any) -> bytes | None:
@@ -24,7 +24,7 @@ def event_key(obj: Any) -> bytes | None:
         return None
     tenant = obj.get("tenant") or DEFAULT_TENANT
     entity, item_id = ref.get("entity"), id_text(ref.get("id"))
-    if not plain_name(tenant) or not plain_name(entity) or not item_id:
+    if not is_name(tenant) or not is_name(entity) or not item_id:
         return None
     return f"{tenant}/{entity}/{item_id}".encode()
 
@@ -34,7 +34,7 @@ def automation_key(obj: Any) -> bytes | None:
     if type(obj) is not dict:
         return None
     tenant = obj.get("tenant") or DEFAULT_TENANT
-    if not plain_name(tenant):
+    if not is_name(tenant):
         return None
     kind = obj.get("kind")
     if kind == "trigger":
@@ -43,7 +43,7 @@ def automation_key(obj: Any) -> bytes | None:
     if kind == "pipeline":
         entity = obj.get("entity")
         category = id_text(obj.get("category")) or DEFAULT_CATEGORY
-        return f"pipeline/{tenant}/{entity}/{category}".encode() if plain_name(entity) else None
+        return f"pipeline/{tenant}/{entity}/{category}".encode() if is_name(entity) else None
     return None
 
 

@@ -34,6 +34,7 @@ from connectors.kafka.client import (
     consume,
     message_error,
 )
+from connectors.kafka.pacing import DEFAULT_CYCLE_MS, CycleBound
 from connectors.raw import AUTOMATION, AUTOMATION_CAUGHT_UP, EVENTS, RawBatch
 from connectors.tombstones import tombstone_record
 
@@ -70,6 +71,7 @@ class KafkaSource(FixedPartitionedSource[RawBatch, Any]):
         batch_size: int = DEFAULT_BATCH_SIZE,
         until_end: bool = False,
         start_at_end: bool = False,
+        cycle_ms: int = DEFAULT_CYCLE_MS,
     ) -> None:
         self.kafka = kafka
         self.events_topic = events_topic
@@ -77,6 +79,7 @@ class KafkaSource(FixedPartitionedSource[RawBatch, Any]):
         self.batch_size = batch_size
         self.until_end = until_end
         self.start_at_end = start_at_end
+        self.cycle_ms = cycle_ms
 
     def list_parts(self) -> list[str]:
         admin = admin_client(self.kafka)
@@ -101,6 +104,7 @@ class KafkaSource(FixedPartitionedSource[RawBatch, Any]):
             self.batch_size,
             self.until_end,
             self.start_at_end,
+            self.cycle_ms,
         )
 
 
@@ -116,10 +120,12 @@ class EventsPartition(StatefulSourcePartition[RawBatch, int]):
         batch_size: int,
         until_end: bool = False,
         start_at_end: bool = False,
+        cycle_ms: int = 0,
     ) -> None:
         self.topic = topic
         self.partition = partition
         self.batch_size = batch_size
+        self.bound = CycleBound(batch_size, cycle_ms / 1000)
         self.where = f"topic {topic!r} partition {partition}"
         self.errors = ClientErrors(f"consumer of {self.where}")
         config = kafka.consumer_config(partition_eof=until_end)
@@ -142,7 +148,7 @@ class EventsPartition(StatefulSourcePartition[RawBatch, int]):
         if self.finished:
             raise StopIteration
         self.errors.raise_permanent()
-        messages = consume(self.consumer, self.batch_size, 0)
+        messages = consume(self.consumer, self.bound.next_count(self._behind()), 0)
         self.idle = not messages
         positions: list[int] = []
         values: list[bytes | None] = []
@@ -163,6 +169,15 @@ class EventsPartition(StatefulSourcePartition[RawBatch, int]):
         self.next_offset = positions[-1] + 1
         first = positions[0]
         return [RawBatch(EVENTS, self.topic, self.partition, first, positions, values, keys)]
+
+    def _behind(self) -> int | None:
+        """Records from here to the partition's end as of the last fetch (no request)."""
+        if self.next_offset < 0:
+            return None
+        _, high = self.consumer.get_watermark_offsets(
+            KafkaPartition(self.topic, self.partition), cached=True
+        )
+        return high - self.next_offset if high >= 0 else None
 
     def next_awake(self) -> datetime | None:
         return datetime.now(UTC) + IDLE_WAIT if self.idle else None

@@ -42,6 +42,8 @@ pub(crate) struct Batch {
     pub(crate) counts: [u64; REASONS.len()],
     pub(crate) extra_items: u64,
     pub(crate) notes: Vec<PyObject>,
+    /// Every worker reads every record (`decide_batch`'s `shared`).
+    pub(crate) shared: bool,
 }
 
 #[pymethods]
@@ -93,6 +95,12 @@ impl NativeBoard {
     ///
     /// Returns (counts by reason, extra items, notes); a note is (record index, item
     /// index, item key or None, kind, payload) for each transition and dead letter.
+    ///
+    /// `shared`: every worker reads every record and decides the items of its own
+    /// group. A record of a single item of another group is skipped before it is
+    /// decoded; one that must be decoded to know its items is skipped where none of
+    /// them is this group's, and only group 0 reports it if it is rejected whole.
+    #[pyo3(signature = (raws, group, groups, max_bytes, shared=false))]
     pub(crate) fn decide_batch<'py>(
         &mut self,
         py: Python<'py>,
@@ -100,12 +108,14 @@ impl NativeBoard {
         group: u32,
         groups: u32,
         max_bytes: usize,
+        shared: bool,
     ) -> PyResult<Bound<'py, PyTuple>> {
         let mut batch = Batch {
             key: String::with_capacity(64),
             counts: [0; REASONS.len()],
             extra_items: 0,
             notes: Vec::new(),
+            shared: shared && groups > 1,
         };
         // The items leave `self` for the batch, so that deciding may borrow the rest of it.
         let mut items = std::mem::take(&mut self.items);
@@ -288,6 +298,13 @@ impl NativeBoard {
                 .downcast::<PyBytes>()
                 .map(|b| b.as_bytes())
                 .unwrap_or(b"");
+            let mut own_key = false;
+            if batch.shared && raw.len() <= max_bytes && single_key(raw, &mut batch.key) {
+                if group_of(&batch.key, groups) != group {
+                    continue;
+                }
+                own_key = true;
+            }
             let canonical: Bound<PyBytes>;
             let fast = if raw.len() <= max_bytes && raw_obj.is_instance_of::<PyBytes>() {
                 decode_event(raw, None)
@@ -312,8 +329,11 @@ impl NativeBoard {
                             }
                         }
                     } else {
-                        let note = (index, 0usize, py.None(), NOTE_REJECTED, answer.clone());
-                        batch.notes.push(note.into_py(py));
+                        // Shared and of unknown items: every worker rejects it; one reports it.
+                        if !batch.shared || own_key || group == 0 {
+                            let note = (index, 0usize, py.None(), NOTE_REJECTED, answer.clone());
+                            batch.notes.push(note.into_py(py));
+                        }
                         continue;
                     }
                 }
@@ -341,7 +361,7 @@ impl NativeBoard {
             let r = &event.refs[item_index];
             write_key(&mut key, &event.tenant, r);
             if groups > 1 && group_of(&key, groups) != group {
-                if count == 1 {
+                if count == 1 && !batch.shared {
                     let note = (index, 0usize, &key, NOTE_MISROUTED, py.None());
                     batch.notes.push(note.into_py(py));
                 }

@@ -70,6 +70,12 @@ impl NativeBoard {
                             {
                                 return (Outcome::Decided(CONFIRMED), s);
                             }
+                            // One of ours older than the memory: later moves of ours supersede it.
+                            if echoes.len() >= self.echo_window
+                                && !echoes.iter().any(|(m, _)| *m == mark)
+                            {
+                                return (Outcome::Decided(CONFIRMED), s);
+                            }
                         }
                         s.stage = self.names.intern(stage_text);
                         if let Some(category) = &event.category {

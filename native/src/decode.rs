@@ -222,7 +222,8 @@ pub(crate) fn decode_event(raw: &[u8], at: Option<i64>) -> Option<Event<'_>> {
             let mut refs: SmallVec<[Ref; 1]> = SmallVec::with_capacity(items.len());
             for item in items {
                 let r = checked_ref(item)?;
-                if !refs.contains(&r) {
+                // An item named twice: its first mention (and that one's hint) counts.
+                if !refs.iter().any(|o| o.entity == r.entity && o.id == r.id) {
                     refs.push(r);
                 }
             }
@@ -285,6 +286,28 @@ pub(crate) fn decode_event(raw: &[u8], at: Option<i64>) -> Option<Event<'_>> {
         event.data.map = Some(life);
     }
     Some(event)
+}
+
+/// The item key of a record that names a single item, as `decode_event` would read
+/// it, written into `out`; false when that takes more than a look at the key's members
+/// (several items, escapes, another shape): then only decoding tells.
+pub(crate) fn single_key(raw: &[u8], out: &mut String) -> bool {
+    let Ok(text) = std::str::from_utf8(raw) else {
+        return false;
+    };
+    let Some((tenant, item)) = scan::scan_key(text) else {
+        return false;
+    };
+    let tenant = match tenant {
+        None => Cow::Borrowed("default"),
+        Some(t) if !is_name(&t) => return false,
+        Some(t) => t,
+    };
+    let Some(r) = checked_ref(item) else {
+        return false;
+    };
+    write_key(out, &tenant, &r);
+    true
 }
 
 pub(crate) fn nonempty(text: Cow<'_, str>) -> Option<Cow<'_, str>> {

@@ -111,6 +111,13 @@ impl NativeBoard {
     ) -> Outcome {
         let r = &event.refs[item_index];
         let tid = transition_id(&event.tenant, &r.entity, &r.id, &event.id);
+        let moved = fingerprint(&tid);
+        if let Some(echoes) = &state.echoes {
+            if echoes.iter().any(|(m, _)| *m == moved) {
+                // An old retry of an event that moved the item: never a second move.
+                return Outcome::Decided(DUPLICATE);
+            }
+        }
         let from_stage = state.stage;
         let mut out = Vec::with_capacity(512);
         out.extend_from_slice(b"{\"id\":");
@@ -155,7 +162,7 @@ impl NativeBoard {
             let drop = echoes.len() + 1 - self.echo_window;
             echoes.drain(..drop);
         }
-        echoes.push((fingerprint(&tid), candidate.stage));
+        echoes.push((moved, candidate.stage));
         state.echoes = Some(echoes.into_boxed_slice());
         let trigger_id = if self.history {
             candidate.trigger_id.clone()

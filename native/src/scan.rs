@@ -110,6 +110,59 @@ pub fn scan(text: &str) -> Option<Wire<'_>> {
     (s.at == s.bytes.len()).then_some(wire)
 }
 
+/// The tenant and the single item of a record, without reading its other members;
+/// None when the record names several items (or no item), or is not of the shape
+/// `scan` reads. Where both answer, they answer the same. Once both members are read,
+/// the rest of the record is only searched for a second one (or an `items`), which
+/// would make the answer unsure; it is not checked to be JSON: whoever decides the
+/// item decodes the whole record.
+pub fn scan_key(text: &str) -> Option<(Option<Cow<'_, str>>, WireRef<'_>)> {
+    let mut s = Scanner {
+        text,
+        bytes: text.as_bytes(),
+        at: 0,
+        depth: 0,
+    };
+    let mut tenant = None;
+    let mut item = None;
+    let mut seen = 0u8;
+    let mut read_up_to = None;
+    let whole = s.object(|s, key| {
+        let bit = match key {
+            "tenant" => 1,
+            "item" => 2,
+            "items" => return None,
+            _ => return s.skip_value(),
+        };
+        if seen & bit != 0 {
+            return None;
+        }
+        seen |= bit;
+        if bit == 1 {
+            tenant = s.optional_str()?;
+        } else if !s.null() {
+            item = Some(s.item_ref()?);
+        }
+        if seen == 3 {
+            read_up_to = Some(s.at);
+            return None; // the members that matter are read: stop here
+        }
+        Some(())
+    });
+    if let Some(at) = read_up_to {
+        let rest = &s.bytes[at..];
+        let again = memchr::memmem::find(rest, b"\"item").is_some()
+            || memchr::memmem::find(rest, b"\"tenant\"").is_some();
+        return if again { None } else { Some((tenant, item?)) };
+    }
+    whole?;
+    s.ws();
+    if s.at != s.bytes.len() {
+        return None;
+    }
+    Some((tenant, item?))
+}
+
 /// The members of a JSON object's text, in order, each value as its text; None when a
 /// key has escapes (or the text is not one object).
 pub fn members(text: &str) -> Option<Vec<(Cow<'_, str>, &str)>> {

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from state import native
 from tests.conftest import Replay
 from tests.flows.sequential import decide_sequentially
 from tests.reference.oracle import decide as oracle_decide
@@ -62,8 +63,9 @@ def form(event_id: str, item: str, at: str = "2026-11-25T10:00:00Z") -> dict[str
     }
 
 
-def test_the_spec_example_moves_the_deal(replay: Replay) -> None:
-    result = replay([PIPELINE, WEBFORM], [created("42", 5000), form("evt-9f2", "42")])
+def test_the_spec_example_moves_the_deal(replay: Replay, engine: str) -> None:
+    events = [created("42", 5000), form("evt-9f2", "42")]
+    result = replay([PIPELINE, WEBFORM], events, engine=engine)
     [move] = result.transitions
     assert move["item"] == {"entity": "deal", "id": "42"}
     assert (move["from_stage"], move["to_stage"], move["direction"]) == (
@@ -79,14 +81,16 @@ def test_the_spec_example_moves_the_deal(replay: Replay) -> None:
     }
 
 
-def test_condition_false_moves_nothing_and_is_counted(replay: Replay) -> None:
-    result = replay([PIPELINE, WEBFORM], [created("7", 10), form("e1", "7")])
+def test_condition_false_moves_nothing_and_is_counted(replay: Replay, engine: str) -> None:
+    result = replay([PIPELINE, WEBFORM], [created("7", 10), form("e1", "7")], engine=engine)
     assert result.transitions == []
     assert result.summary.counts["no_match"] == 1
     assert result.summary.balanced()
 
 
-def test_every_bad_record_is_a_dead_letter_with_origin(replay: Replay, tmp_path: Any) -> None:
+def test_every_bad_record_is_a_dead_letter_with_origin(
+    replay: Replay, engine: str, tmp_path: Any
+) -> None:
     events = [
         b"not json",
         {
@@ -104,7 +108,8 @@ def test_every_bad_record_is_a_dead_letter_with_origin(replay: Replay, tmp_path:
         form("e3", "unknown-item"),
         b"\xff\xfe{",
     ]
-    result = replay([PIPELINE, WEBFORM, {"kind": "trigger", "id": "bad", "code": "NOPE"}], events)
+    bad = {"kind": "trigger", "id": "bad", "code": "NOPE"}
+    result = replay([PIPELINE, WEBFORM, bad], events, engine=engine)
     letters = result.dead_letters
     assert [d["code"] for d in letters] == [
         "invalid_automation",
@@ -122,12 +127,16 @@ def test_every_bad_record_is_a_dead_letter_with_origin(replay: Replay, tmp_path:
     assert result.summary.balanced()
 
 
-def test_multi_item_event_moves_each_item_once(replay: Replay) -> None:
+def test_multi_item_event_moves_each_item_once(replay: Replay, engine: str) -> None:
     items = [str(n) for n in range(20)]
     event = form("multi", "0") | {"items": [{"entity": "deal", "id": i} for i in items]}
     del event["item"]
     result = replay(
-        [PIPELINE, WEBFORM], [*(created(i, 5000) for i in items), event], workers=2, key_groups=8
+        [PIPELINE, WEBFORM],
+        [*(created(i, 5000) for i in items), event],
+        workers=2,
+        key_groups=8,
+        engine=engine,
     )
     moved = sorted(t["item"]["id"] for t in result.transitions)
     assert moved == sorted(items)
@@ -151,13 +160,19 @@ def _lines(records: list[bytes]) -> list[bytes]:
     max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    seed=st.integers(0, 2**32 - 1), what_if=st.booleans(), key_groups=st.sampled_from([1, 8, 64])
+    seed=st.integers(0, 2**32 - 1),
+    what_if=st.booleans(),
+    key_groups=st.sampled_from([1, 8, 64]),
+    workers=st.sampled_from([1, 2]),
 )
 def test_dataflow_equals_sequential_state_and_reference(
-    replay: Replay, seed: int, what_if: bool, key_groups: int
+    replay: Replay, engine: str, seed: int, what_if: bool, key_groups: int, workers: int
 ) -> None:
+    """Under `run_main` (1 worker) and `cluster_main` (2), on several key groups."""
     automation, events = random_scenario(seed, n_events=300, n_items=30)
-    result = replay(automation, events, what_if=what_if, key_groups=key_groups)
+    result = replay(
+        automation, events, workers, what_if=what_if, key_groups=key_groups, engine=engine
+    )
     expected = decide_sequentially(automation, events, what_if)
     assert result.transitions == expected
     reference, reference_dead = oracle_decide(automation, events, what_if=what_if)
@@ -172,11 +187,11 @@ def test_dataflow_equals_sequential_state_and_reference(
     max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(seed=st.integers(0, 2**32 - 1))
-def test_two_workers_give_byte_identical_output(replay: Replay, seed: int) -> None:
+def test_two_workers_give_byte_identical_output(replay: Replay, engine: str, seed: int) -> None:
     automation, events = random_scenario(seed, n_events=300, n_items=30)
-    one = replay(automation, events)
-    two = replay(automation, events, workers=2, key_groups=16)
-    again = replay(automation, events, key_groups=64)
+    one = replay(automation, events, engine=engine)
+    two = replay(automation, events, workers=2, key_groups=16, engine=engine)
+    again = replay(automation, events, key_groups=64, engine=engine)
     assert two.out == one.out == again.out
     assert _without_folder(two.dlq) == _without_folder(one.dlq)
     assert two.summary.counts == one.summary.counts
@@ -186,9 +201,9 @@ def test_two_workers_give_byte_identical_output(replay: Replay, seed: int) -> No
     max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(seed=st.integers(0, 2**32 - 1))
-def test_invariants_of_transitions(replay: Replay, seed: int) -> None:
+def test_invariants_of_transitions(replay: Replay, engine: str, seed: int) -> None:
     automation, events = random_scenario(seed, n_events=300, n_items=30)
-    result = replay(automation, events)
+    result = replay(automation, events, engine=engine)
     backwards_ok = set()
     for raw in automation:
         try:
@@ -210,8 +225,26 @@ def test_invariants_of_transitions(replay: Replay, seed: int) -> None:
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_counts_add_up_on_the_bundled_sample_shape(replay: Replay, workers: int) -> None:
+def test_counts_add_up_on_the_bundled_sample_shape(
+    replay: Replay, engine: str, workers: int
+) -> None:
     automation, events = random_scenario(99, n_events=500, n_items=50)
-    result = replay(automation, events, workers=workers, key_groups=4 * workers)
+    result = replay(automation, events, workers=workers, key_groups=4 * workers, engine=engine)
     assert result.summary.events_read == len(_lines(events))
     assert result.summary.balanced()
+
+
+@pytest.mark.skipif(not native.available(), reason="crm_triggers_native not built")
+@settings(
+    max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_both_engines_write_the_same_bytes_through_the_dataflow(replay: Replay, seed: int) -> None:
+    """The two engines on 2 workers (`cluster_main`), 16 key groups, with old retries and
+    late echoes: the same transitions, dead letters and counts."""
+    automation, events = random_scenario(seed, n_events=600, n_items=20, old_retries=True)
+    compiled = replay(automation, events, 2, key_groups=16, engine="native")
+    python = replay(automation, events, 2, key_groups=16, engine="python")
+    assert compiled.out == python.out
+    assert _without_folder(compiled.dlq) == _without_folder(python.dlq)
+    assert compiled.summary.counts == python.summary.counts

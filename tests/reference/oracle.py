@@ -93,7 +93,9 @@ Deciding an event, per item
     ``SEEN_WINDOW`` seen event ids -> ignored (counted). Every outcome except a dead letter and
     a duplicate marks the id as seen, including counted no-ops (deleted item, missing pipeline,
     no trigger matched) and lifecycle events; a repeat older than the window is decided again
-    (docs/decisions.md, "Duplicates"). Seen ids survive ``item.deleted`` and ``item.created``.
+    (docs/decisions.md, "Duplicates"), except that a move whose transition id is one of the
+    item's last ``ECHO_WINDOW`` transitions is not made (a counted no-op; its field changes
+    stay applied): one id, one content. Seen ids survive ``item.deleted`` and ``item.created``.
 20. ``item.created`` always (re)creates a live item with the given category, stage and fields,
     replacing any previous or deleted state. It is never ``unknown_stage`` (it fires nothing).
 21. ``item.deleted``: a live item becomes deleted; an unknown item is recorded as deleted (so its
@@ -105,11 +107,13 @@ Deciding an event, per item
     if ``transition_id`` is the id of one of the last ``ECHO_WINDOW`` transitions this job
     emitted FOR THIS ITEM and the event names that transition's ``to_stage`` (its category is
     not compared), it is a confirmation and changes nothing (so a late echo of a recent
-    transition does NOT move the item back to the older stage; an echo older than the window is
-    a CRM move, docs/decisions.md "Echoes"). The window survives ``item.deleted`` and
-    ``item.created``. Otherwise (no transition_id, an unknown id, or another stage)
-    the item adopts ``data.stage`` and, if given, ``data.category``. Stages are not checked
-    against the pipeline.
+    transition does NOT move the item back to the older stage). A ``transition_id`` that is
+    none of them while the item has made ``ECHO_WINDOW`` moves or more (its memory is full) is
+    one of ours older than the memory: also a confirmation, whatever the stage it names
+    (docs/decisions.md "Echoes"). The memory survives ``item.deleted`` and ``item.created``.
+    Otherwise (no transition_id, an id that is not ours while the memory is not full, or a
+    remembered id with another stage) the item adopts ``data.stage`` and, if given,
+    ``data.category``. Stages are not checked against the pipeline.
 24. ``item.updated``: field changes are merged into the item's fields (a null value sets the
     field to null, which is empty). ``STAGE_ID``/``CATEGORY_ID`` in ``changes`` are stored as
     ordinary fields and do not move the item. Conditions see only the item's ``fields`` (the
@@ -187,7 +191,7 @@ import orjson
 
 SEEN_WINDOW = 32
 """Event ids remembered per item to drop producer retries (docs/decisions.md, "Duplicates")."""
-ECHO_WINDOW = 4
+ECHO_WINDOW = 16
 """Transitions remembered per item to recognise their echoes (docs/decisions.md, "Echoes")."""
 
 TRANSITION_NAMESPACE = uuid.UUID("5b1f3c2e-8d4a-4f0e-9c6b-2a7e1d9f4b30")
@@ -760,7 +764,7 @@ class Oracle:
         self.echoes: dict[tuple[str, str, str], deque[tuple[str, str]]] = {}
         # everything ever seen and moved, only to count where the windows made a difference
         self.ever_seen: set[tuple[tuple[str, str, str], str]] = set()
-        self.ever_moved: set[tuple[tuple[str, str, str], str, str]] = set()
+        self.ever_moved: set[tuple[tuple[str, str, str], str]] = set()
         self.event_index = 0
         for index, raw in enumerate(automation):
             self._load_automation(index, raw)
@@ -900,11 +904,18 @@ class Oracle:
             elif state.deleted:
                 self.counts["noop_deleted"] += 1
             else:
-                if tid is not None and (key, tid, stage) in self.ever_moved:
-                    in_window = (tid, stage) in self.echoes.get(key, ())
+                if tid is not None and (key, tid) in self.ever_moved:
+                    in_window = any(tid == t for t, _ in self.echoes.get(key, ()))
                     self.counts["echo_in_window" if in_window else "echo_beyond_window"] += 1
-                if tid is not None and (tid, stage) in self.echoes.get(key, ()):
+                remembered = self.echoes.get(key, ())
+                if tid is not None and (tid, stage) in remembered:
                     self.counts["echo_confirmed"] += 1
+                elif (
+                    tid is not None
+                    and len(remembered) >= self.echo_window
+                    and all(tid != t for t, _ in remembered)
+                ):
+                    self.counts["echo_older_than_memory"] += 1
                 else:
                     state.stage = stage
                     if category is not None:
@@ -972,10 +983,14 @@ class Oracle:
             if moved:
                 break
 
-        if moved:
+        tid = transition_id(ev.tenant, ref.entity, ref.id, ev.id)
+        if moved and any(tid == t for t, _ in self.echoes.get(key, ())):
+            # a retry older than the seen window of an event that moved the item: no second move
+            self.counts["duplicate_move"] += 1
+        elif moved:
             pos, trig = moved
             tr = {
-                "id": transition_id(ev.tenant, ref.entity, ref.id, ev.id),
+                "id": tid,
                 "tenant": ev.tenant,
                 "item": {"entity": ref.entity, "id": ref.id},
                 "category": state.category,
@@ -989,7 +1004,7 @@ class Oracle:
             self.echoes.setdefault(key, deque(maxlen=self.echo_window)).append(
                 (tr["id"], tr["to_stage"])
             )
-            self.ever_moved.add((key, tr["id"], tr["to_stage"]))
+            self.ever_moved.add((key, tr["id"]))
             state.stage = trig["stage"]
             self.counts["moved"] += 1
         else:

@@ -19,8 +19,9 @@ The logs reach every window and leniency of docs/decisions.md, whatever their si
   than the echo window;
 - old retries (``old_retries=True``): a producer retry of one of an item's events from
   beyond the seen window, besides the usual retry right after the original. Such a retry is
-  decided again and may move the item a second time under the same transition id, as
-  documented; tests of "at most one transition per (event, item)" leave them out;
+  decided again; it moves the item a second time under the same transition id only when the
+  first move is older than the item's last ``ECHO_WINDOW`` moves, as documented; tests of
+  "at most one transition per (event, item)" leave them out;
 - leniencies: whole-number float ids (``12.0``) and ISO 8601 times that are not RFC 3339
   (``20261125T100000Z``, a space for ``T``).
 """
@@ -578,7 +579,8 @@ def random_scenario(
 
     history: dict[tuple, list[bytes]] = {}  # per item, its single-item events
     moves: dict[tuple, int] = {}  # per item, the moves made so far
-    # echoes held back until their item has moved on past the echo window: (moves then, move)
+    # echoes held back until their item has moved on to the echo window's edge, or past it:
+    # (moves of the item when the echo is due, move)
     held_echoes: list[tuple[int, dict]] = []
 
     def key_of(tr: dict) -> tuple:
@@ -603,8 +605,10 @@ def random_scenario(
                 pending_echoes.append((len(events) + rng.randint(0, 3), tr))
             elif r < 0.6:
                 echoed_late.append(tr)
-            elif r < 0.7:
-                held_echoes.append((moves[k], tr))
+            elif r < 0.8:
+                # echoed as the item's (W-1)th to (W+2)th last move: at the edge, or beyond
+                due_at = moves[k] + ECHO_WINDOW - 2 + rng.randint(0, 3)
+                held_echoes.append((due_at, tr))
 
     def base_event(etype: str, item: dict, data: dict | None, hint: str | None = None) -> dict:
         ev: dict[str, Any] = {
@@ -763,17 +767,19 @@ def random_scenario(
                     "item.stage_changed", it, {"stage": tr["to_stage"], "transition_id": tr["id"]}
                 )
             )
-        # an echo of a move older than the item's echo window (or right at its edge)
-        ripe = [h for h in held_echoes if moves[key_of(h[1])] - h[0] >= ECHO_WINDOW - 1]
-        if ripe and rng.random() < 0.3:
+        # an echo of a move at the edge of the item's echo window, or older: mostly naming
+        # the move's stage, sometimes another (adopted in the window, not beyond it)
+        ripe = [h for h in held_echoes if moves[key_of(h[1])] >= h[0]]
+        if ripe:
             held = ripe[0]
             held_echoes.remove(held)
             tr = held[1]
+            stage = tr["to_stage"]
+            if rng.random() < 0.3:
+                stage = rng.choice(pipelines[(tr["tenant"], tr["item"]["entity"], tr["category"])])
             emit(
                 base_event(
-                    "item.stage_changed",
-                    item_of(tr),
-                    {"stage": tr["to_stage"], "transition_id": tr["id"]},
+                    "item.stage_changed", item_of(tr), {"stage": stage, "transition_id": tr["id"]}
                 )
             )
 
@@ -844,8 +850,16 @@ def random_scenario(
             ev["items"] = [
                 ref(i, "stage" if not i["known"] and rng.random() < 0.5 else None) for i in chosen
             ]
-            if rng.random() < 0.1:  # an item named twice, the same way: decided once
-                ev["items"].append(dict(ev["items"][0]))
+            if rng.random() < 0.1:  # an item named twice, decided once by its first mention
+                again = dict(ev["items"][0])
+                if rng.random() < 0.5:  # with another hint, or none where it had one
+                    if "stage" in again:
+                        del again["stage"]
+                    else:
+                        first = chosen[0]
+                        stages = pipelines[(first["tenant"], first["entity"], first["category"])]
+                        again["stage"] = rng.choice(stages)
+                ev["items"].append(again)
             emit(ev)
         elif r < 0.47:
             # an item nobody has heard of, with or without a hint

@@ -158,7 +158,7 @@ def test_an_echo_of_an_earlier_move_does_not_undo_a_later_one(
 def test_echoes_arriving_after_several_moves_confirm_them_all(
     make_board, pipeline, trigger, item_on, event, decide
 ) -> None:
-    # The echoes of the last ECHO_WINDOW (4) moves are remembered: docs/decisions.md.
+    # The echoes of the last ECHO_WINDOW (16) moves are remembered: docs/decisions.md.
     stages = [f"S{n}" for n in range(5)]
     board = make_board(
         pipeline(stages=[(stage, "process") for stage in stages]),
