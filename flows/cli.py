@@ -35,6 +35,8 @@ from flows.settings import (
     TailSettings,
     TopicsCreateSettings,
 )
+from flows.stats.command import StatsSettings
+from flows.stats.command import command as stats
 from flows.workers import replay_in_processes
 from state.errors import ConfigError, CrmTriggersError, SourceError
 
@@ -132,9 +134,10 @@ COMMANDS: dict[str, Command] = {
     "topics create": Command(
         TopicsCreateSettings,
         topics_create,
-        help="create the job's five topics (existing ones are left as they are)",
+        help="create the job's topics (existing ones are left as they are)",
         description="Create the events, automation (compacted), transitions, stage-history "
-        "and dead-letter topics. Re-running is fine: existing topics are reported, not changed.",
+        "and dead-letter topics, and the statistics job's crm.stage-stats. Re-running is fine: "
+        "existing topics are reported, not changed.",
     ),
     "run": Command(
         LiveSettings,
@@ -167,6 +170,14 @@ COMMANDS: dict[str, Command] = {
         description="Decide one item's events as replay does and print its timeline: per "
         "event the outcome, and per trigger code every candidate in decision order with "
         "why it did or did not apply.",
+    ),
+    "stats": Command(
+        StatsSettings,
+        stats,
+        help="live statistics of the stage-history topic, per pipeline and window",
+        description="Read the stage-history topic and write one record per pipeline and closed "
+        "event-time window (entries, moves, fires, time in stage with a mergeable histogram) "
+        "to the stats topic; records for a closed window as late records. Ctrl-C stops it.",
     ),
 }
 """Every subcommand, in the order `--help` lists them; "GROUP ACTION" for a nested one."""

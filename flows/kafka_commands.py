@@ -19,10 +19,12 @@ from connectors.kafka import (
     topic_plans,
 )
 from flows.settings import ProduceSettings, TailSettings, TopicsCreateSettings
+from flows.stats.command import stats_topic_plans
 
 
 def topics_create(settings: TopicsCreateSettings) -> int:
     plans = topic_plans(settings.topics, settings.partitions, settings.automation_partitions)
+    plans += stats_topic_plans(settings.partitions, settings.stats_topic)
     for line in create_topics(settings.kafka, plans, settings.replication_factor):
         print(line)
     return 0
@@ -102,9 +104,11 @@ def tail(settings: TailSettings) -> int:
     if settings.max is not None and settings.max < 1:
         return 0
     reach(settings.kafka)
+    if settings.stats and not settings.raw:
+        return tail_stats(settings)
     messages = read_topic(
         settings.kafka,
-        settings.topic,
+        settings.stats_topic if settings.stats else settings.topic,
         from_beginning=settings.from_beginning,
         idle_timeout=settings.timeout,
     )
@@ -112,6 +116,38 @@ def tail(settings: TailSettings) -> int:
         value = message.value()
         line = (value or b"").decode("utf-8", "replace") if settings.raw else describe(value)
         sys.stdout.write(visible(line) + "\n")
+        sys.stdout.flush()
+        if settings.max is not None and shown >= settings.max:
+            break
+    return 0
+
+
+def tail_stats(settings: TailSettings) -> int:
+    """`tail --stats`: each closed window as it arrives, under one header; late records
+    one line each. `--max` counts window and late records."""
+    from flows.stats.table import header, late_line, window_lines
+
+    messages = read_topic(
+        settings.kafka,
+        settings.stats_topic,
+        from_beginning=settings.from_beginning,
+        idle_timeout=settings.timeout,
+    )
+    headed = False
+    for shown, message in enumerate(messages, 1):
+        try:
+            record = orjson.loads(message.value() or b"null")
+        except orjson.JSONDecodeError:
+            record = None
+        kind = record.get("kind") if type(record) is dict else None
+        if kind == "window":
+            lines = window_lines(record) if headed else [*header(), *window_lines(record)]
+            headed = True
+        elif kind == "late":
+            lines = [late_line(record)]
+        else:
+            lines = [f"(not a stats record) {describe(message.value())}"]
+        sys.stdout.write("\n".join(map(visible, lines)) + "\n")
         sys.stdout.flush()
         if settings.max is not None and shown >= settings.max:
             break

@@ -366,6 +366,8 @@ TOPIC_OPTIONS = (
 START_FROM = ("beginning", "end")
 DEFAULT_SNAPSHOT_INTERVAL = 10
 DEFAULT_SUMMARY_INTERVAL = 10.0
+STATS_TOPIC = "crm.stage-stats"
+"""Where the statistics job (`crm-triggers stats`) writes its window records."""
 
 
 @dataclass(frozen=True, repr=False)
@@ -469,11 +471,24 @@ class LiveSettings(EngineSettings, RunOptions, TopicSettings, KafkaClientSetting
     """The live job: Kafka in, Kafka out, optionally recovered from a directory of snapshots."""
 
 
+@dataclass(frozen=True, repr=False)
+class StatsTopicOption(Settings):
+    """The statistics job's output topic: written by `stats`, made by `topics create`, read
+    by `tail --stats`."""
+
+    stats_topic: str = option(
+        STATS_TOPIC,
+        "the statistics job's window and late records (default: {default})",
+        metavar="TOPIC",
+        read=topic_name,
+    )
+
+
 # Kafka tools for people: options only ever given as flags, but declared the same way.
 
 
 @dataclass(frozen=True, repr=False)
-class TopicsCreateSettings(TopicSettings, KafkaClientSettings):
+class TopicsCreateSettings(StatsTopicOption, TopicSettings, KafkaClientSettings):
     partitions: int = option(
         3,
         "partitions of the events, transitions, stage-history and dead-letter topics "
@@ -523,7 +538,7 @@ class ProduceSettings(KafkaClientSettings):
 
 
 @dataclass(frozen=True, repr=False)
-class TailSettings(KafkaClientSettings):
+class TailSettings(StatsTopicOption, KafkaClientSettings):
     topic: str = option(
         Topics.transitions,
         "topic to follow (default: the transitions topic)",
@@ -538,3 +553,9 @@ class TailSettings(KafkaClientSettings):
         None, "stop after S seconds without a new record", metavar="S", type=float, env=None
     )
     raw: bool = option(False, "print the records as they are", switch=True, env=None)
+    stats: bool = option(
+        False,
+        "print the statistics job's closed windows as a table (from --stats-topic)",
+        switch=True,
+        env=None,
+    )

@@ -24,6 +24,16 @@ from tests.reference.randlog import random_scenario
 pytestmark = pytest.mark.integration
 
 
+def names_several_items(line: bytes) -> bool:
+    """Whether an event line names more than one item (used by test_history_live)."""
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return False
+    items = obj.get("items") if isinstance(obj, dict) else None
+    return isinstance(items, list) and len(items) > 1
+
+
 def canonical(records: list[dict[str, Any]]) -> list[bytes]:
     return sorted(orjson.dumps(r, option=orjson.OPT_SORT_KEYS) for r in records)
 

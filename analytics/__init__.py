@@ -1,0 +1,1 @@
+"""Analytics on the stage-history stream."""
