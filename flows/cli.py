@@ -12,6 +12,8 @@ from typing import Any
 import orjson
 from bytewax.testing import run_main
 
+from analytics.cli import COMMANDS as ANALYTICS_COMMANDS
+from analytics.cli import add_commands as add_analytics_commands
 from connectors.jsonl import ReplayInputs, expand, read_lines
 from connectors.kafka import (
     Topics,
@@ -97,6 +99,7 @@ def parser() -> argparse.ArgumentParser:
     )
     _engine_options(replay)
     _live_commands(commands)
+    add_analytics_commands(commands)
     return top
 
 
@@ -444,7 +447,7 @@ def tail(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"replay": replay, "run": run, "produce": produce, "tail": tail}
+COMMANDS = {"replay": replay, "run": run, "produce": produce, "tail": tail, **ANALYTICS_COMMANDS}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
