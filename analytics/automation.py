@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from connectors.jsonl import read_lines
 from connectors.records import load_json, parse_automation
@@ -36,7 +36,9 @@ class AutomationAsOf:
 
 
 def automation_as_of(paths: Sequence[str], as_of: datetime | None) -> AutomationAsOf:
-    """The automation in force at `as_of` (everything read, when as-of is unknown)."""
+    """The automation in force at `as_of` (naive means UTC; everything, when unknown)."""
+    if as_of is not None and as_of.tzinfo is None:
+        as_of = as_of.replace(tzinfo=UTC)
     latest: dict[tuple[str, ...], tuple[datetime, Pipeline | Trigger | Deletion]] = {}
     rejected = 0
     for _, _, line in read_lines(list(paths)):

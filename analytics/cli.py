@@ -73,15 +73,22 @@ def add_commands(commands: Any) -> None:
         "FILE: .jsonl, .jsonl.gz, a folder of them, -, or kafka:TOPIC with --brokers.",
     )
     report.add_argument(
-        "--history", action="append", required=True, metavar="FILE",
+        "--history",
+        action="append",
+        required=True,
+        metavar="FILE",
         help="stage-history log (repeatable; read in the order given)",
     )
     report.add_argument(
-        "--transitions", action="append", metavar="FILE",
+        "--transitions",
+        action="append",
+        metavar="FILE",
         help="transition log: fires and directions of our moves (default: the history's)",
     )
     report.add_argument(
-        "--automation", action="append", metavar="FILE",
+        "--automation",
+        action="append",
+        metavar="FILE",
         help="automation log: stage order and semantics, triggers that never fired",
     )
     report.add_argument("--from", dest="start", metavar="T", help="keep records with at >= T")
@@ -90,7 +97,9 @@ def add_commands(commands: Any) -> None:
         "--as-of", metavar="T", help="when open stays are measured (default: the latest at)"
     )
     report.add_argument(
-        "--stalled", default="7d", metavar="DURATION",
+        "--stalled",
+        default="7d",
+        metavar="DURATION",
         help="an open process stay older than this is stalled (default 7d)",
     )
     report.add_argument("--tenant", metavar="T", help="only this tenant")
@@ -115,7 +124,8 @@ def add_commands(commands: Any) -> None:
     compare.add_argument("--format", choices=("text", "json"), default="text")
     compare.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page")
     compare.add_argument(
-        "--items-out", metavar="FILE",
+        "--items-out",
+        metavar="FILE",
         help="changed items with their first differing event, as JSON Lines",
     )
     _input_options(compare)
@@ -193,9 +203,7 @@ def diff(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(diff_text(compared.summary))
     if args.items_out:
-        _write(args.items_out, "".join(
-            to_json_line(item) for item in compared.items
-        ))
+        _write(args.items_out, "".join(to_json_line(item) for item in compared.items))
     if args.html:
         from analytics.page import diff_page
 

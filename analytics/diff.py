@@ -227,14 +227,22 @@ def _stage_changes(base: Sequence[str], other: Sequence[str]) -> list[dict]:
                 key = (p["tenant"], p["entity"], p["category"], s["stage"])
                 row = figures.setdefault(
                     key,
-                    {"tenant": key[0], "entity": key[1], "category": key[2], "stage": key[3],
-                     "reached_base": None, "reached_other": None,
-                     "p50_s_base": None, "p50_s_other": None},
+                    {
+                        "tenant": key[0],
+                        "entity": key[1],
+                        "category": key[2],
+                        "stage": key[3],
+                        "reached_base": None,
+                        "reached_other": None,
+                        "p50_s_base": None,
+                        "p50_s_other": None,
+                    },
                 )
                 row[f"reached_{side}"] = s["reached"]
                 row[f"p50_s_{side}"] = s["stays"]["p50_s"]
     return [
-        r for r in figures.values()
+        r
+        for r in figures.values()
         if r["reached_base"] != r["reached_other"] or r["p50_s_base"] != r["p50_s_other"]
     ]
 
@@ -251,8 +259,17 @@ def diff_text(summary: dict[str, Any]) -> str:
         out.append(
             table(
                 ["tenant", "trigger", "code", "base", "other", "change"],
-                [[r["tenant"], r["id"], r["code"] or "?", count(r["base"]), count(r["other"]),
-                  f"{r['delta']:+,}"] for r in summary["triggers"]],
+                [
+                    [
+                        r["tenant"],
+                        r["id"],
+                        r["code"] or "?",
+                        count(r["base"]),
+                        count(r["other"]),
+                        f"{r['delta']:+,}",
+                    ]
+                    for r in summary["triggers"]
+                ],
                 numeric_from=3,
             )
         )
@@ -261,9 +278,17 @@ def diff_text(summary: dict[str, Any]) -> str:
         out.append(
             table(
                 ["pipeline", "from", "to", "base", "other", "change"],
-                [[f"{r['tenant']}/{r['entity']}/{r['category']}", r["from"] or "-", r["to"],
-                  count(r["base"]), count(r["other"]), f"{r['delta']:+,}"]
-                 for r in summary["moves"]],
+                [
+                    [
+                        f"{r['tenant']}/{r['entity']}/{r['category']}",
+                        r["from"] or "-",
+                        r["to"],
+                        count(r["base"]),
+                        count(r["other"]),
+                        f"{r['delta']:+,}",
+                    ]
+                    for r in summary["moves"]
+                ],
                 numeric_from=3,
             )
         )
@@ -274,8 +299,15 @@ def diff_text(summary: dict[str, Any]) -> str:
             out.append(
                 table(
                     ["tenant", "item", "base", "other"],
-                    [[r["tenant"], f"{r['entity']}/{r['id']}", r["base"] or "-",
-                      r["other"] or "-"] for r in history["items"][:ITEMS_SHOWN]],
+                    [
+                        [
+                            r["tenant"],
+                            f"{r['entity']}/{r['id']}",
+                            r["base"] or "-",
+                            r["other"] or "-",
+                        ]
+                        for r in history["items"][:ITEMS_SHOWN]
+                    ],
                     numeric_from=4,
                 )
             )
@@ -286,10 +318,17 @@ def diff_text(summary: dict[str, Any]) -> str:
             out.append(
                 table(
                     ["pipeline", "stage", "reached base", "other", "p50 base", "other"],
-                    [[f"{r['tenant']}/{r['entity']}/{r['category']}", r["stage"],
-                      count(r["reached_base"]), count(r["reached_other"]),
-                      duration(r["p50_s_base"]), duration(r["p50_s_other"])]
-                     for r in history["stages"]],
+                    [
+                        [
+                            f"{r['tenant']}/{r['entity']}/{r['category']}",
+                            r["stage"],
+                            count(r["reached_base"]),
+                            count(r["reached_other"]),
+                            duration(r["p50_s_base"]),
+                            duration(r["p50_s_other"]),
+                        ]
+                        for r in history["stages"]
+                    ],
                     numeric_from=2,
                 )
             )

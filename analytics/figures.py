@@ -25,7 +25,9 @@ class Scope:
     tenant: str | None = None
 
 
-def _rows(db: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> list[dict]:
+def _rows(
+    db: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None
+) -> list[dict]:
     cursor = db.execute(sql, params or {})
     names = [d[0] for d in cursor.description or ()]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
@@ -285,7 +287,10 @@ def trigger_effectiveness(db: duckdb.DuckDBPyConnection) -> list[dict]:
 
 
 def fired_ids(db: duckdb.DuckDBPyConnection) -> set[tuple[str, str]]:
-    return {(r["tenant"], r["id"]) for r in _rows(db, "SELECT DISTINCT tenant, trigger_id AS id FROM ours")}
+    return {
+        (r["tenant"], r["id"])
+        for r in _rows(db, "SELECT DISTINCT tenant, trigger_id AS id FROM ours")
+    }
 
 
 def stalled(db: duckdb.DuckDBPyConnection, stalled_s: float) -> list[dict]:

@@ -12,6 +12,7 @@ import orjson
 from analytics.report import Report
 
 STALLED_SHOWN = 20
+MOVES_SHOWN = 12
 
 
 def duration(seconds: float | None) -> str:
@@ -62,35 +63,58 @@ def to_text(report: Report) -> str:
         else ""
     )
     out.append(f"Stage history report ({span}as of {report['as_of'] or '-'})")
+    out.append(
+        "reached: items on the stage or a later non-failure one; conv.: reached next / "
+        "reached;\ntime in stage (mean, p50, p90) over closed stays; open p50: median age "
+        "of open stays"
+    )
     for p in report["pipelines"]:
         out += ["", f"== Pipeline {_pipeline_name(p)} ==", ""]
         out.append(
             table(
-                ["stage", "semantic", "entered", "reached", "conv.", "closed", "mean",
-                 "p50", "p90", "open", "open p50"],
+                [
+                    "stage",
+                    "semantic",
+                    "entered",
+                    "reached",
+                    "conv.",
+                    "closed",
+                    "mean",
+                    "p50",
+                    "p90",
+                    "open",
+                    "open p50",
+                ],
                 [
                     [
-                        s["stage"], s["semantic"] or "?", count(s["entered"]),
-                        count(s["reached"]), percent(s["conversion_to_next"]),
-                        count(s["stays"]["closed"]), duration(s["stays"]["mean_s"]),
-                        duration(s["stays"]["p50_s"]), duration(s["stays"]["p90_s"]),
-                        count(s["stays"]["open"]), duration(s["stays"]["open_p50_age_s"]),
+                        s["stage"],
+                        s["semantic"] or "?",
+                        count(s["entered"]),
+                        count(s["reached"]),
+                        percent(s["conversion_to_next"]),
+                        count(s["stays"]["closed"]),
+                        duration(s["stays"]["mean_s"]),
+                        duration(s["stays"]["p50_s"]),
+                        duration(s["stays"]["p90_s"]),
+                        count(s["stays"]["open"]),
+                        duration(s["stays"]["open_p50_age_s"]),
                     ]
                     for s in p["stages"]
                 ],
                 numeric_from=2,
             )
         )
-        out.append(
-            "(reached: items on this stage or a later non-failure one; conv.: reached next / "
-            "reached;\n time in stage over closed stays; open p50: median age of open stays)"
-        )
         if p["moves"]:
-            out += ["", f"Moves (backward rate of our transitions: {percent(p['backward_rate'])})"]
+            shown = p["moves"][:MOVES_SHOWN]
+            out += [
+                "",
+                f"Moves, the {len(shown)} most frequent of {len(p['moves'])} "
+                f"(backward rate of our transitions: {percent(p['backward_rate'])})",
+            ]
             out.append(
                 table(
                     ["from", "to", "kind", "count"],
-                    [[m["from"] or "-", m["to"], m["kind"], count(m["count"])] for m in p["moves"]],
+                    [[m["from"] or "-", m["to"], m["kind"], count(m["count"])] for m in shown],
                     numeric_from=3,
                 )
             )
@@ -100,8 +124,16 @@ def to_text(report: Report) -> str:
             table(
                 ["tenant", "trigger", "code", "fires", "items", "backward", "first", "last"],
                 [
-                    [t["tenant"], t["id"], t["code"] or "?", count(t["fires"]), count(t["items"]),
-                     count(t["backward"]), t["first_at"][:16], t["last_at"][:16]]
+                    [
+                        t["tenant"],
+                        t["id"],
+                        t["code"] or "?",
+                        count(t["fires"]),
+                        count(t["items"]),
+                        count(t["backward"]),
+                        t["first_at"][:16],
+                        t["last_at"][:16],
+                    ]
                     for t in report["triggers"]
                 ],
                 numeric_from=3,
@@ -115,8 +147,16 @@ def to_text(report: Report) -> str:
             out.append(
                 table(
                     ["tenant", "trigger", "code", "pipeline", "stage"],
-                    [[t["tenant"], t["id"], t["code"], f"{t['entity']}/{t['category']}",
-                      t["stage"]] for t in report["never_fired"]],
+                    [
+                        [
+                            t["tenant"],
+                            t["id"],
+                            t["code"],
+                            f"{t['entity']}/{t['category']}",
+                            t["stage"],
+                        ]
+                        for t in report["never_fired"]
+                    ],
                     numeric_from=5,
                 )
             )
@@ -128,9 +168,17 @@ def to_text(report: Report) -> str:
         out.append(
             table(
                 ["tenant", "item", "pipeline", "stage", "since", "age"],
-                [[s["tenant"], f"{s['entity']}/{s['id']}", f"{s['entity']}/{s['category']}",
-                  s["stage"], s["since"][:16], duration(s["age_s"])]
-                 for s in stalled[:STALLED_SHOWN]],
+                [
+                    [
+                        s["tenant"],
+                        f"{s['entity']}/{s['id']}",
+                        f"{s['entity']}/{s['category']}",
+                        s["stage"],
+                        s["since"][:16],
+                        duration(s["age_s"]),
+                    ]
+                    for s in stalled[:STALLED_SHOWN]
+                ],
                 numeric_from=5,
             )
         )
@@ -141,11 +189,19 @@ def to_text(report: Report) -> str:
         out.append(
             table(
                 ["pipeline", "week", "items", "reached success", "on failure", "median to success"],
-                [[f"{c['tenant']}/{c['entity']}/{c['category']}", c["week"], count(c["items"]),
-                  percent(c["reached_success_share"]), percent(c["on_failure_share"]),
-                  "-" if c["median_days_to_success"] is None
-                  else f"{c['median_days_to_success']:.1f} d"]
-                 for c in report["cohorts"]],
+                [
+                    [
+                        f"{c['tenant']}/{c['entity']}/{c['category']}",
+                        c["week"],
+                        count(c["items"]),
+                        percent(c["reached_success_share"]),
+                        percent(c["on_failure_share"]),
+                        "-"
+                        if c["median_days_to_success"] is None
+                        else f"{c['median_days_to_success']:.1f} d",
+                    ]
+                    for c in report["cohorts"]
+                ],
                 numeric_from=2,
             )
         )
@@ -165,10 +221,18 @@ def to_json(report: Report) -> bytes:
 
 def _stages(report: Report) -> list[dict]:
     return [
-        {"tenant": p["tenant"], "entity": p["entity"], "category": p["category"],
-         "position": i, "stage": s["stage"], "semantic": s["semantic"], "entered": s["entered"],
-         "reached": s["reached"], "conversion_to_next": s["conversion_to_next"],
-         **{f"stays_{k}": v for k, v in s["stays"].items()}}
+        {
+            "tenant": p["tenant"],
+            "entity": p["entity"],
+            "category": p["category"],
+            "position": i,
+            "stage": s["stage"],
+            "semantic": s["semantic"],
+            "entered": s["entered"],
+            "reached": s["reached"],
+            "conversion_to_next": s["conversion_to_next"],
+            **{f"stays_{k}": v for k, v in s["stays"].items()},
+        }
         for p in report["pipelines"]
         for i, s in enumerate(p["stages"])
     ]
@@ -184,8 +248,12 @@ def _moves(report: Report) -> list[dict]:
 
 def _backward(report: Report) -> list[dict]:
     return [
-        {"tenant": p["tenant"], "entity": p["entity"], "category": p["category"],
-         "backward_rate": p["backward_rate"]}
+        {
+            "tenant": p["tenant"],
+            "entity": p["entity"],
+            "category": p["category"],
+            "backward_rate": p["backward_rate"],
+        }
         for p in report["pipelines"]
     ]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import pairwise
 from typing import Any
 
 import duckdb
@@ -161,7 +162,7 @@ def _pipelines(db: duckdb.DuckDBPyConnection) -> list[dict]:
 def _conversions(stages: list[dict]) -> None:
     """Conversion S to next = Reached(next) / Reached(S), over the non-failure stages."""
     funnel = [s for s in stages if s["semantic"] != "failure"]
-    for stage, following in zip(funnel, funnel[1:], strict=False):
+    for stage, following in pairwise(funnel):
         if stage["reached"]:
             stage["conversion_to_next"] = round(following["reached"] / stage["reached"], 4)
 
