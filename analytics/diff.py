@@ -43,8 +43,9 @@ def to_json_line(record: dict[str, Any]) -> str:
 
 
 def build_diff(db: duckdb.DuckDBPyConnection, inputs: DiffInputs, skipped: Skipped) -> Diff:
-    load_transitions(db, inputs.base, skipped, table="base")
-    load_transitions(db, inputs.other, skipped, table="other")
+    for side, paths in (("base", inputs.base), ("other", inputs.other)):
+        load_transitions(db, paths, skipped, table=f"{side}_log")
+        db.execute(f"CREATE VIEW {side} AS SELECT rowid AS seq, * FROM {side}_log WHERE valid")
     _joined(db)
     summary: dict[str, Any] = {
         "transitions": _counts(db),
@@ -55,7 +56,9 @@ def build_diff(db: duckdb.DuckDBPyConnection, inputs: DiffInputs, skipped: Skipp
     items = _changed_items(db)
     summary["transitions"]["items_changed"] = len(items)
     if inputs.base_history is not None and inputs.other_history is not None:
-        summary["history"] = _history_changes(db, inputs.base_history, inputs.other_history)
+        summary["history"] = _history_changes(
+            db, inputs.base_history, inputs.other_history, skipped
+        )
     return Diff(summary, items)
 
 
@@ -181,11 +184,14 @@ def _move(row: dict, side: str) -> dict | None:
 
 
 def _history_changes(
-    db: duckdb.DuckDBPyConnection, base: Sequence[str], other: Sequence[str]
+    db: duckdb.DuckDBPyConnection, base: Sequence[str], other: Sequence[str], skipped: Skipped
 ) -> dict[str, Any]:
-    skipped = Skipped()
-    load_history(db, base, skipped, table="base_history")
-    load_history(db, other, skipped, table="other_history")
+    for side, paths in (("base", base), ("other", other)):
+        load_history(db, paths, skipped, table=f"{side}_history_log")
+        db.execute(
+            f"CREATE VIEW {side}_history AS "
+            f"SELECT rowid AS seq, * FROM {side}_history_log WHERE valid"
+        )
     last = _rows(
         db,
         """

@@ -33,26 +33,28 @@ def _rows(
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def _filters(scope: Scope) -> tuple[str, dict[str, Any]]:
-    tenant_ok = "TRUE" if scope.tenant is None else "tenant = $tenant"
-    params: dict[str, Any] = {"start": scope.start, "end": scope.end}
-    if scope.tenant is not None:
-        params["tenant"] = scope.tenant
-    return tenant_ok, params
+def _literal(value: str | datetime | None) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, datetime):
+        return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
+    return "'" + value.replace("'", "''") + "'"
 
 
 def keep(db: duckdb.DuckDBPyConnection, scope: Scope) -> datetime | None:
-    """Table `kept`: the history of the tenant asked for, `in_window` when
-    `from <= at < to`. Returns the as-of in use (default: the latest `at` kept)."""
-    tenant_ok, params = _filters(scope)
+    """View `kept`: the valid history of the tenant asked for, with `seq` (input order)
+    and `in_window` when `from <= at < to`. Returns the as-of in use (default: the
+    latest `at` in the window)."""
+    tenant_ok = "TRUE" if scope.tenant is None else f"tenant = {_literal(scope.tenant)}"
+    start, end = _literal(scope.start), _literal(scope.end)
     db.execute(
         f"""
-        CREATE OR REPLACE TABLE kept AS
-        SELECT *,
-               ($start IS NULL OR "at" >= $start) AND ($end IS NULL OR "at" < $end) AS in_window
-        FROM history WHERE {tenant_ok}
-        """,
-        params,
+        CREATE OR REPLACE VIEW kept AS
+        SELECT rowid AS seq, *,
+               ({start} IS NULL OR "at" >= {start}) AND ({end} IS NULL OR "at" < {end})
+                   AS in_window
+        FROM history WHERE valid AND {tenant_ok}
+        """
     )
     if scope.as_of is not None:
         return scope.as_of
@@ -70,8 +72,7 @@ def derive(
     """Tables `stays`, `stage_order` and `ours`, which the figures read."""
     stays(db, "kept", as_of)
     _stage_order(db, automation)
-    tenant_ok, params = _filters(scope)
-    _ours(db, with_transitions, tenant_ok, params)
+    _ours(db, scope, with_transitions)
 
 
 def stays(db: duckdb.DuckDBPyConnection, history: str, as_of: datetime | None) -> None:
@@ -148,22 +149,21 @@ def _stage_order(db: duckdb.DuckDBPyConnection, automation: AutomationAsOf | Non
     )
 
 
-def _ours(
-    db: duckdb.DuckDBPyConnection, with_transitions: bool, tenant_ok: str, params: dict[str, Any]
-) -> None:
+def _ours(db: duckdb.DuckDBPyConnection, scope: Scope, with_transitions: bool) -> None:
     """Table `ours`: the job's own moves in the window, from --transitions or else from
     the `trigger` records of the history (direction then read off the stage order)."""
     if with_transitions:
+        tenant_ok = "TRUE" if scope.tenant is None else f"tenant = {_literal(scope.tenant)}"
+        start, end = _literal(scope.start), _literal(scope.end)
         db.execute(
             f"""
             CREATE OR REPLACE TABLE ours AS
             SELECT tenant, entity, item_id, category, from_stage, to_stage,
                    direction = 'backward' AS backward, trigger_id, trigger_code, "at"
             FROM transitions
-            WHERE {tenant_ok}
-              AND ($start IS NULL OR "at" >= $start) AND ($end IS NULL OR "at" < $end)
-            """,
-            params,
+            WHERE valid AND {tenant_ok}
+              AND ({start} IS NULL OR "at" >= {start}) AND ({end} IS NULL OR "at" < {end})
+            """
         )
         return
     db.execute(

@@ -1,17 +1,20 @@
 """Stage-history (spec 6.1) and transition (spec 2.3) logs into DuckDB tables.
 
 DuckDB reads the JSON Lines itself (`read_ndjson`, `.gz` included) with explicit
-column types. Each table carries `seq`, the record's place in the input (files
-in the order given, lines in file order), so that two records of one item with
-the same `at` keep input order whatever the engine's sort. A line that is not
-JSON, or a record without what a figure needs, is skipped and counted.
+column types, only the fields the figures read. A table's `rowid` is the
+record's place in the input (files in the order given, lines in file order;
+DuckDB keeps insertion order), read as `seq` so that two records of one item
+with the same `at` keep input order whatever the engine's sort. A line that is
+not JSON, or a record without what a figure needs, is flagged not `valid`,
+skipped and counted.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import duckdb
 
@@ -20,7 +23,6 @@ from state.errors import ConfigError
 HISTORY_KINDS = ("created", "trigger", "crm", "deleted")
 
 HISTORY_COLUMNS = {
-    "id": "VARCHAR",
     "tenant": "VARCHAR",
     "item": "STRUCT(entity VARCHAR, id VARCHAR)",
     "category": "VARCHAR",
@@ -29,8 +31,6 @@ HISTORY_COLUMNS = {
     "semantic": "VARCHAR",
     "kind": "VARCHAR",
     "at": "VARCHAR",
-    "event": "STRUCT(id VARCHAR, type VARCHAR)",
-    "transition_id": "VARCHAR",
     "trigger": "STRUCT(id VARCHAR, code VARCHAR)",
 }
 
@@ -43,7 +43,7 @@ TRANSITION_COLUMNS = {
     "to_stage": "VARCHAR",
     "direction": "VARCHAR",
     "trigger": "STRUCT(id VARCHAR, code VARCHAR)",
-    "event": "STRUCT(id VARCHAR, type VARCHAR, occurred_at VARCHAR)",
+    "event": "STRUCT(id VARCHAR, occurred_at VARCHAR)",
 }
 
 
@@ -61,13 +61,26 @@ class Skipped:
         return [f"skipped {count} {what}" for what, count in sorted(self.counts.items())]
 
 
-def connect(memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB that works in UTC and keeps insertion order."""
+MEMORY_LIMIT_ENV = "CRM_TRIGGERS_REPORT_MEMORY"
+DEFAULT_MEMORY_LIMIT = "1200MB"
+
+
+def connect(spill_dir: str | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB that works in UTC, keeps insertion order, and holds its
+    buffers under a limit (`CRM_TRIGGERS_REPORT_MEMORY`, default 1200MB), spilling
+    to `spill_dir` (or the system's temporary folder) beyond it."""
     db = duckdb.connect(":memory:")
     db.execute("SET TimeZone = 'UTC'")
     db.execute("SET preserve_insertion_order = true")
-    if memory_limit:
-        db.execute(f"SET memory_limit = '{memory_limit}'")
+    limit = os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT
+    try:
+        db.execute(f"SET memory_limit = {_literal(limit)}")
+    except duckdb.Error:
+        raise ConfigError(
+            f"{MEMORY_LIMIT_ENV}: expected a size such as 1200MB or 2GB, got {limit!r}"
+        ) from None
+    spill = spill_dir or os.path.join(tempfile.gettempdir(), f"crm-triggers-duckdb-{os.getpid()}")
+    db.execute(f"SET temp_directory = {_literal(spill)}")
     return db
 
 
@@ -86,53 +99,51 @@ def _reader(path: str, columns: dict[str, str]) -> str:
     )
 
 
-def _read(db: duckdb.DuckDBPyConnection, path: str, columns: dict[str, str], into: str) -> None:
-    try:
-        db.execute(f"INSERT INTO {into} SELECT * FROM {_reader(path, columns)}")
-    except duckdb.Error as failed:
-        first = str(failed).strip().splitlines()[0]
-        raise ConfigError(f"{path}: cannot be read as JSON Lines ({first})") from None
-
-
-def _raw_table(db: duckdb.DuckDBPyConnection, name: str, columns: dict[str, str]) -> None:
-    typed = ", ".join(f'"{column}" {kind}' for column, kind in columns.items())
-    db.execute(f"CREATE OR REPLACE TABLE {name} ({typed})")
+def _create(
+    db: duckdb.DuckDBPyConnection,
+    table: str,
+    paths: Sequence[str],
+    columns: dict[str, str],
+    typed: str,
+    valid: str,
+) -> tuple[int, int]:
+    """Table `table` of the typed columns of every line, files in the order given, and a
+    `valid` flag; its `rowid` is the line's place in the input. (read, valid) counts."""
+    db.execute(f"DROP TABLE IF EXISTS {table}")
+    for number, path in enumerate(paths):
+        select = f"SELECT {typed}, {valid} AS valid FROM {_reader(path, columns)}"
+        verb = f"CREATE TABLE {table} AS" if number == 0 else f"INSERT INTO {table}"
+        try:
+            db.execute(f"{verb} {select}")
+        except duckdb.Error as failed:
+            first = str(failed).strip().splitlines()[0]
+            raise ConfigError(f"{path}: cannot be read as JSON Lines ({first})") from None
+    row = db.execute(f"SELECT count(*), count(*) FILTER (WHERE valid) FROM {table}").fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
 def load_history(
     db: duckdb.DuckDBPyConnection, paths: Sequence[str], skipped: Skipped, table: str = "history"
 ) -> None:
-    """Table `table`: one row per valid history record, `seq` in input order."""
-    raw = f"{table}_raw"
-    _raw_table(db, raw, HISTORY_COLUMNS)
-    for path in paths:
-        _read(db, path, HISTORY_COLUMNS, raw)
+    """Table `table` of history records; `rowid` is input order, `valid` marks the records
+    the figures read (a line that is not a 6.1 record is counted, not read)."""
     kinds = ", ".join(_literal(k) for k in HISTORY_KINDS)
-    db.execute(
-        f"""
-        CREATE OR REPLACE TABLE {table} AS
-        WITH typed AS (
-            SELECT rowid AS seq,
-                   coalesce(tenant, 'default') AS tenant,
-                   item.entity AS entity, item.id AS item_id,
-                   coalesce(category, '0') AS category,
-                   stage, from_stage, semantic, kind,
-                   TRY_CAST("at" AS TIMESTAMPTZ)::TIMESTAMP AS "at",
-                   event.id AS event_id, event.type AS event_type,
-                   transition_id, "trigger".id AS trigger_id, "trigger".code AS trigger_code
-            FROM {raw}
-        )
-        SELECT * FROM typed
-        WHERE entity IS NOT NULL AND item_id IS NOT NULL AND stage IS NOT NULL
-          AND kind IN ({kinds}) AND "at" IS NOT NULL
-          AND (kind <> 'trigger' OR trigger_id IS NOT NULL)
-        ORDER BY seq
-        """
+    read, valid = _create(
+        db,
+        table,
+        paths,
+        HISTORY_COLUMNS,
+        typed="""coalesce(tenant, 'default') AS tenant,
+                 item.entity AS entity, item.id AS item_id,
+                 coalesce(category, '0') AS category,
+                 stage, from_stage, semantic, kind,
+                 TRY_CAST("at" AS TIMESTAMPTZ)::TIMESTAMP AS "at",
+                 "trigger".id AS trigger_id, "trigger".code AS trigger_code""",
+        valid=f"""(item.entity IS NOT NULL AND item.id IS NOT NULL AND stage IS NOT NULL
+                  AND kind IN ({kinds}) AND TRY_CAST("at" AS TIMESTAMPTZ) IS NOT NULL
+                  AND (kind <> 'trigger' OR "trigger".id IS NOT NULL))""",
     )
-    total = _count(db, raw)
-    kept = _count(db, table)
-    skipped.add("history lines that are not valid 6.1 records", total - kept)
-    db.execute(f"DROP TABLE {raw}")
+    skipped.add("history lines that are not valid 6.1 records", read - valid)
 
 
 def load_transitions(
@@ -141,43 +152,27 @@ def load_transitions(
     skipped: Skipped,
     table: str = "transitions",
 ) -> None:
-    """Table `table`: one row per valid transition record, `seq` in input order."""
-    raw = f"{table}_raw"
-    _raw_table(db, raw, TRANSITION_COLUMNS)
-    for path in paths:
-        _read(db, path, TRANSITION_COLUMNS, raw)
-    db.execute(
-        f"""
-        CREATE OR REPLACE TABLE {table} AS
-        WITH typed AS (
-            SELECT rowid AS seq, id,
-                   coalesce(tenant, 'default') AS tenant,
-                   item.entity AS entity, item.id AS item_id,
-                   coalesce(category, '0') AS category,
-                   from_stage, to_stage, direction,
-                   "trigger".id AS trigger_id, "trigger".code AS trigger_code,
-                   event.id AS event_id, event.type AS event_type,
-                   TRY_CAST(event.occurred_at AS TIMESTAMPTZ)::TIMESTAMP AS "at"
-            FROM {raw}
-        )
-        SELECT * FROM typed
-        WHERE id IS NOT NULL AND entity IS NOT NULL AND item_id IS NOT NULL
-          AND to_stage IS NOT NULL AND trigger_id IS NOT NULL AND "at" IS NOT NULL
-          AND direction IN ('forward', 'backward')
-        ORDER BY seq
-        """
+    """Table `table` of transition records, like `load_history`."""
+    read, valid = _create(
+        db,
+        table,
+        paths,
+        TRANSITION_COLUMNS,
+        typed="""id, coalesce(tenant, 'default') AS tenant,
+                 item.entity AS entity, item.id AS item_id,
+                 coalesce(category, '0') AS category,
+                 from_stage, to_stage, direction,
+                 "trigger".id AS trigger_id, "trigger".code AS trigger_code,
+                 event.id AS event_id,
+                 TRY_CAST(event.occurred_at AS TIMESTAMPTZ)::TIMESTAMP AS at""",
+        valid="""(id IS NOT NULL AND item.entity IS NOT NULL AND item.id IS NOT NULL
+                 AND to_stage IS NOT NULL AND "trigger".id IS NOT NULL
+                 AND TRY_CAST(event.occurred_at AS TIMESTAMPTZ) IS NOT NULL
+                 AND direction IN ('forward', 'backward'))""",
     )
-    total = _count(db, raw)
-    kept = _count(db, table)
-    skipped.add("transition lines that are not valid 2.3 records", total - kept)
-    db.execute(f"DROP TABLE {raw}")
+    skipped.add("transition lines that are not valid 2.3 records", read - valid)
 
 
 def _count(db: duckdb.DuckDBPyConnection, table: str) -> int:
     row = db.execute(f"SELECT count(*) FROM {table}").fetchone()
     return int(row[0]) if row else 0
-
-
-def latest_at(db: duckdb.DuckDBPyConnection, table: str) -> datetime | None:
-    row = db.execute(f'SELECT max("at") FROM {table}').fetchone()
-    return None if row is None else row[0]
