@@ -318,26 +318,26 @@ def cohorts(db: duckdb.DuckDBPyConnection) -> list[dict]:
     return _rows(
         db,
         """
-        WITH sem AS (
-            SELECT k.tenant, k.entity, k.item_id, k.category, k.kind, k.seq, k."at",
-                   coalesce(k.semantic, o.semantic) AS semantic
+        WITH outcome AS (
+            -- One pass over the window, per item. A success recorded at creation counts
+            -- (0 days); a success before the item's first `created` in the window (an
+            -- item deleted, then created again) does not.
+            SELECT k.tenant, k.entity, k.item_id,
+                   arg_min(k.category, k.seq) FILTER (WHERE k.kind = 'created') AS category,
+                   min(k."at") FILTER (WHERE k.kind = 'created') AS born_at,
+                   min(k."at") FILTER (WHERE coalesce(k.semantic, o.semantic) = 'success'
+                                       AND k.kind <> 'deleted') AS first_success,
+                   arg_max(coalesce(k.semantic, o.semantic), k.seq) = 'failure'
+                       AND arg_max(k.kind, k.seq) <> 'deleted' AS on_failure
             FROM kept k LEFT JOIN stage_order o USING (tenant, entity, category, stage)
             WHERE k.in_window
+            GROUP BY k.tenant, k.entity, k.item_id
+            HAVING born_at IS NOT NULL
         ),
         born AS (
-            SELECT tenant, entity, item_id, arg_min(category, seq) AS category,
-                   min(seq) AS seq, arg_min("at", seq) AS "at"
-            FROM sem WHERE kind = 'created' GROUP BY ALL
-        ),
-        outcome AS (
-            SELECT b.tenant, b.entity, b.item_id, b.category, b."at" AS born_at,
-                   min(s."at") FILTER (WHERE s.semantic = 'success' AND s.kind <> 'deleted'
-                                       AND s.seq > b.seq) AS first_success,
-                   arg_max(s.semantic, s.seq) = 'failure'
-                       AND arg_max(s.kind, s.seq) <> 'deleted' AS on_failure
-            FROM born b JOIN sem s USING (tenant, entity, item_id)
-            WHERE s.seq >= b.seq
-            GROUP BY ALL
+            SELECT * REPLACE (
+                CASE WHEN first_success >= born_at THEN first_success END AS first_success)
+            FROM outcome
         )
         SELECT tenant, entity, category,
                date_trunc('week', born_at) AS week,
@@ -346,6 +346,6 @@ def cohorts(db: duckdb.DuckDBPyConnection) -> list[dict]:
                count(*) FILTER (WHERE on_failure) / count(*) AS on_failure_share,
                quantile_cont((epoch(first_success) - epoch(born_at)) / 86400.0, 0.5)
                    AS median_days_to_success
-        FROM outcome GROUP BY ALL ORDER BY tenant, entity, category, week
+        FROM born GROUP BY ALL ORDER BY tenant, entity, category, week
         """,
     )

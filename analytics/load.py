@@ -72,6 +72,7 @@ def connect(spill_dir: str | None = None) -> duckdb.DuckDBPyConnection:
     db = duckdb.connect(":memory:")
     db.execute("SET TimeZone = 'UTC'")
     db.execute("SET preserve_insertion_order = true")
+    db.execute("SET enable_progress_bar = false")
     limit = os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT
     try:
         db.execute(f"SET memory_limit = {_literal(limit)}")
