@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from connectors.jsonl import STDIO, expand
-from state.errors import ConfigError
+from state.errors import ConfigError, SourceError
 
 KAFKA_PREFIX = "kafka:"
 
@@ -71,11 +71,14 @@ class Inputs:
             )
         )
         path = self._scratch_file(f"topic-{topic.replace('/', '_')}-")
-        with open(path, "wb") as copy:
-            for message in read_topic(client.kafka, topic, from_beginning=True, until_end=True):
-                value = message.value()
-                if value is not None:
-                    copy.write(value.replace(b"\n", b" ") + b"\n")
+        try:
+            with open(path, "wb") as copy:
+                for message in read_topic(client.kafka, topic, from_beginning=True, until_end=True):
+                    value = message.value()
+                    if value is not None:
+                        copy.write(value.replace(b"\n", b" ") + b"\n")
+        except SourceError as unreadable:
+            raise ConfigError(f"kafka:{topic}: {unreadable}") from None
         return path
 
     def close(self) -> None:
