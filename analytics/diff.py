@@ -51,6 +51,7 @@ def build_diff(db: duckdb.DuckDBPyConnection, inputs: DiffInputs, skipped: Skipp
         "transitions": _counts(db),
         "triggers": _trigger_changes(db),
         "moves": _move_changes(db),
+        "stage_order": _stage_order(db),
         "history": None,
     }
     items = _changed_items(db)
@@ -144,6 +145,27 @@ def _move_changes(db: duckdb.DuckDBPyConnection) -> list[dict]:
         ORDER BY tenant, entity, category, abs(sum(other) - sum(base)) DESC, "from", "to"
         """,
     )
+
+
+def _stage_order(db: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
+    """Per pipeline (`tenant/entity/category`), its stages by first appearance in the logs."""
+    rows = _rows(
+        db,
+        """
+        WITH named AS (
+            SELECT tenant, entity, category, from_stage AS stage, seq FROM base
+            UNION ALL SELECT tenant, entity, category, to_stage, seq FROM base
+            UNION ALL SELECT tenant, entity, category, from_stage, seq FROM other
+            UNION ALL SELECT tenant, entity, category, to_stage, seq FROM other
+        )
+        SELECT tenant || '/' || entity || '/' || category AS pipeline, stage, min(seq) AS first
+        FROM named WHERE stage IS NOT NULL GROUP BY ALL ORDER BY pipeline, first, stage
+        """,
+    )
+    order: dict[str, list[str]] = {}
+    for row in rows:
+        order.setdefault(row["pipeline"], []).append(row["stage"])
+    return order
 
 
 def _changed_items(db: duckdb.DuckDBPyConnection) -> list[dict]:

@@ -599,37 +599,40 @@ def fires_change_chart(triggers: Sequence[dict]) -> Spec:
     }
 
 
-def moves_change_chart(moves: Sequence[dict]) -> Spec:
-    """The change of the from/to matrix, red where moves were lost, green where gained."""
-    rows = [
-        {
-            "from": f"{m['tenant']}/{m['entity']}/{m['category']}: {m['from'] or '(none)'}",
-            "to": m["to"],
-            "change": m["delta"],
-        }
-        for m in moves
-    ]
+def moves_change_chart(moves: Sequence[dict], order: Sequence[str]) -> Spec:
+    """The change of one pipeline's from/to matrix: red where moves were lost, green
+    where gained."""
+    rows = [{"from": m["from"] or "(none)", "to": m["to"], "change": m["delta"]} for m in moves]
+    order = [*order, *sorted({r["from"] for r in rows} - set(order))]
     largest = max((abs(r["change"]) for r in rows), default=1)
+    no_grid = {"grid": False, "ticks": False, "domain": False}
     return {
         "title": {
             "text": "Change in moves: from stage (rows) to stage (columns)",
             "subtitle": "transitions in the other log minus the base log",
         },
-        "width": {"step": 56},
-        "height": {"step": 24},
+        "width": {"step": 64},
+        "height": {"step": 26},
         "data": {"values": rows},
         "encoding": {
-            "y": {"field": "from", "type": "nominal", "title": None},
+            "y": {
+                "field": "from",
+                "type": "nominal",
+                "scale": {"domain": order},
+                "title": "from",
+                "axis": no_grid,
+            },
             "x": {
                 "field": "to",
                 "type": "nominal",
+                "scale": {"domain": order},
                 "title": "to",
-                "axis": {"orient": "top", "labelAngle": -35},
+                "axis": {**no_grid, "orient": "top", "labelAngle": -35},
             },
         },
         "layer": [
             {
-                "mark": "rect",
+                "mark": {"type": "rect", "stroke": "#ffffff", "strokeWidth": 1},
                 "encoding": {
                     "color": {
                         "field": "change",
@@ -641,7 +644,16 @@ def moves_change_chart(moves: Sequence[dict]) -> Spec:
             },
             {
                 "mark": {"type": "text", "fontSize": 10},
-                "encoding": {"text": {"field": "change", "format": "+,"}},
+                "encoding": {
+                    "text": {"field": "change", "format": "+,"},
+                    "color": {
+                        "condition": {
+                            "test": f"abs(datum.change) > {0.6 * largest}",
+                            "value": "#ffffff",
+                        },
+                        "value": "#222222",
+                    },
+                },
             },
         ],
     }
@@ -720,7 +732,16 @@ def diff_page(summary: dict) -> str:
         )
     if summary["moves"]:
         body.append("<h2>Moves</h2>")
-        body.append(_chart(moves_change_chart(summary["moves"])))
+        by_pipeline: dict[str, list[dict]] = {}
+        for m in summary["moves"]:
+            by_pipeline.setdefault(f"{m['tenant']}/{m['entity']}/{m['category']}", []).append(m)
+        for name, moves in by_pipeline.items():
+            tenant, entity, category = name.split("/", 2)
+            body.append(
+                f"<h3>Pipeline {html.escape(tenant)} / {html.escape(entity)} / "
+                f"category {html.escape(category)}</h3>"
+            )
+            body.append(_chart(moves_change_chart(moves, summary["stage_order"].get(name, []))))
     history = summary["history"]
     if history is not None:
         body.append(

@@ -92,7 +92,7 @@ def test_diff_charts_render_not_blank(write: Write) -> None:
     ).summary
     for spec in (
         page.fires_change_chart(summary["triggers"]),
-        page.moves_change_chart(summary["moves"]),
+        page.moves_change_chart(summary["moves"], summary["stage_order"]["acme/deal/0"]),
     ):
         assert _drawn_marks(vl_convert.vegalite_to_scenegraph(spec, config=page.CONFIG)) >= 1
 
