@@ -391,10 +391,13 @@ def report_page(report: dict) -> str:
             f'<h2 id="{_anchor(p)}">Pipeline {html.escape(p["tenant"])} / '
             f"{html.escape(p['entity'])} / category {html.escape(p['category'])}</h2>"
         )
-        entered = max((s["entered"] for s in p["stages"]), default=0)
+        first_stage, first_entered = (
+            (p["stages"][0]["stage"], p["stages"][0]["entered"]) if p["stages"] else ("-", 0)
+        )
         body.append(
             '<div class="tiles">'
-            f'<div class="tile"><b>{entered:,}</b><span>items on the busiest stage</span></div>'
+            f'<div class="tile"><b>{first_entered:,}</b><span>items entered '
+            f"{html.escape(str(first_stage))}</span></div>"
             f'<div class="tile"><b>{sum(m["count"] for m in p["moves"]):,}</b>'
             "<span>moves</span></div>"
             f'<div class="tile"><b>{percent(p["backward_rate"])}</b>'
