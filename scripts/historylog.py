@@ -289,8 +289,8 @@ def generate(folder: Path, records: int, seed: int, days: int, tenants: int) -> 
         b"\n".join(automation_lines(pipelines, start)) + b"\n"
     )
     weights = [w for _, w in pipelines]
-    # About 4.2 history records per item: creations arrive as a Poisson stream.
-    items = max(1, records // 4)
+    # About 3.2 history records per item: creations arrive as a Poisson stream.
+    items = max(1, int(records / 3.2))
     gap = (end - start) / items
     writer = Writer(folder)
     queue: list[tuple[int, int, Item]] = []
