@@ -69,7 +69,8 @@ def add_commands(commands: Any) -> None:
     report = commands.add_parser(
         "report",
         help="funnels, time in stage, moves, trigger fires, cohorts from stage history",
-        description="Analytics of spec 6.2 over stage-history (and transition) logs. "
+        description="Funnels, time in stage, moves, trigger fires, stalled items and weekly "
+        "cohorts from stage-history (and transition) logs. "
         "FILE: .jsonl, .jsonl.gz, a folder of them, -, or kafka:TOPIC with --brokers.",
     )
     report.add_argument(
@@ -103,7 +104,12 @@ def add_commands(commands: Any) -> None:
         help="an open process stay older than this is stalled (default 7d)",
     )
     report.add_argument("--tenant", metavar="T", help="only this tenant")
-    report.add_argument("--format", choices=("text", "json", "csv"), default="text")
+    report.add_argument(
+        "--format",
+        choices=("text", "json", "csv"),
+        default="text",
+        help="text tables (default), one JSON object, or CSV tables",
+    )
     report.add_argument(
         "--section", choices=tuple(SECTIONS), help="with --format csv: only this table"
     )
