@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 # The compiled board (native/, Rust): rebuilt when its sources change. Needs cargo.
-NATIVE_SRC := native/Cargo.toml native/Cargo.lock native/pyproject.toml $(wildcard native/src/*.rs)
+NATIVE_SRC := native/Cargo.toml native/Cargo.lock native/pyproject.toml native/crm_triggers_native.pyi $(wildcard native/src/*.rs)
 NATIVE_STAMP := $(VENV)/.native-$(shell cat $(NATIVE_SRC) | cksum | cut -d' ' -f1)
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 

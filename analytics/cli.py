@@ -1,174 +1,230 @@
-"""The `report` and `diff` commands: their options and handlers.
+"""The `report` and `diff` commands: their settings and what runs them.
 
-`flows.cli` calls `add_commands` on its sub-command parser and dispatches
-through `COMMANDS`.
+`flows.cli` lists each as one row of `COMMANDS`. The options are declared once
+with `option(...)` (see `flows.options`); `--brokers` and the librdkafka
+options are the shared Kafka client declarations. This module imports no
+DuckDB and no chart renderer: `--help` and a bad option stay quick, and each
+path imports what it uses when it runs.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
 import re
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
-
-from analytics.diff import DiffInputs, build_diff, diff_text, to_json_line
-from analytics.figures import Scope
-from analytics.load import Skipped, connect
-from analytics.render import SECTIONS, to_csv, to_json, to_text
-from analytics.report import ReportInputs, build_report
-from analytics.sources import opened_inputs
+from analytics.render import SECTIONS
+from flows.options import option, redefault
+from flows.settings import KafkaClientSettings
 from state.errors import ConfigError
 
-BROKERS_ENV = "CRM_TRIGGERS_BROKERS"
+if TYPE_CHECKING:
+    from analytics.sources import Inputs
+
 UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+REPORT_FORMATS = ("text", "json", "csv")
+DIFF_FORMATS = ("text", "json")
 
 
-def parse_instant(text: str, option: str) -> datetime:
+def parse_instant(name: str, text: Any) -> datetime:
     """An RFC 3339 time with a zone, as naive UTC (the tables hold UTC without zone)."""
+    if isinstance(text, datetime):
+        return text
     try:
-        value = datetime.fromisoformat(text)
+        value = datetime.fromisoformat(str(text))
     except ValueError:
         raise ConfigError(
-            f"{option}: expected an RFC 3339 time such as 2026-11-01T00:00:00Z, got {text!r}"
+            f"{name}: expected an RFC 3339 time such as 2026-11-01T00:00:00Z, got {text!r}"
         ) from None
     if value.tzinfo is None:
-        raise ConfigError(f"{option}: the time {text!r} needs a zone (Z or +HH:MM)")
+        raise ConfigError(f"{name}: the time {text!r} needs a zone (Z or +HH:MM)")
     return value.astimezone(UTC).replace(tzinfo=None)
 
 
-def parse_duration(text: str, option: str) -> float:
+def parse_duration(name: str, text: Any) -> float:
     """`7d`, `36h`, `90min`, `45s`, `2w` (or plain seconds) as seconds."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)?\s*", text)
+    if isinstance(text, int | float):
+        return float(text)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)?\s*", str(text))
     if match is None:
-        raise ConfigError(f"{option}: expected a duration such as 7d, 36h, 90min, got {text!r}")
+        raise ConfigError(f"{name}: expected a duration such as 7d, 36h, 90min, got {text!r}")
     return float(match.group(1)) * UNITS[match.group(2) or "s"]
 
 
-def _input_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--brokers",
-        default=os.environ.get(BROKERS_ENV),
-        metavar="HOST:PORT[,...]",
-        help=f"Kafka bootstrap servers, for kafka:TOPIC inputs [{BROKERS_ENV}]",
-    )
-    parser.add_argument(
-        "--kafka-option",
-        action="append",
-        metavar="KEY=VALUE",
-        help="a librdkafka option passed straight through (SASL, TLS...); repeatable",
-    )
+def _brokers() -> Any:
+    """`--brokers` as every Kafka command declares it, but optional: only topics need it."""
+    return redefault(KafkaClientSettings, "brokers", None)
 
 
-def add_commands(commands: Any) -> None:
-    """Add `report` and `diff` to the `crm-triggers` sub-commands."""
-    report = commands.add_parser(
-        "report",
-        help="funnels, time in stage, moves, trigger fires, cohorts from stage history",
-        description="Funnels, time in stage, moves, trigger fires, stalled items and weekly "
-        "cohorts from stage-history (and transition) logs. "
-        "FILE: .jsonl, .jsonl.gz, a folder of them, -, or kafka:TOPIC with --brokers.",
+def _log(help: str, required: str | None = None) -> Any:
+    return option((), help, metavar="FILE", many=True, env=None, required=required)
+
+
+@dataclass(frozen=True, repr=False)
+class AnalyticsInputs(KafkaClientSettings):
+    """A FILE is .jsonl, .jsonl.gz, a folder of them, -, or kafka:TOPIC (with --brokers)."""
+
+    brokers: str | None = _brokers()  # type: ignore[assignment]  # optional here
+    html: str | None = option(
+        None, "also write a self-contained HTML page", metavar="FILE", env=None
     )
-    report.add_argument(
-        "--history",
-        action="append",
-        required=True,
-        metavar="FILE",
-        help="stage-history log (repeatable; read in the order given)",
+
+    def opened(self) -> Any:
+        from analytics.sources import opened_inputs
+
+        return opened_inputs(self.kafka if self.brokers else None)
+
+
+@dataclass(frozen=True, repr=False)
+class ReportSettings(AnalyticsInputs):
+    """`crm-triggers report`: the logs, the window and how the report is written."""
+
+    history: tuple[str, ...] = _log(
+        "stage-history log (repeatable; read in the order given)", required="the history log"
     )
-    report.add_argument(
-        "--transitions",
-        action="append",
-        metavar="FILE",
-        help="transition log: fires and directions of our moves (default: the history's)",
+    transitions: tuple[str, ...] = _log(
+        "transition log: fires and directions of our moves (default: the history's)"
     )
-    report.add_argument(
-        "--automation",
-        action="append",
-        metavar="FILE",
-        help="automation log: stage order and semantics, triggers that never fired",
+    automation: tuple[str, ...] = _log(
+        "automation log: stage order and semantics, triggers that never fired"
     )
-    report.add_argument("--from", dest="start", metavar="T", help="keep records with at >= T")
-    report.add_argument("--to", dest="end", metavar="T", help="keep records with at < T")
-    report.add_argument(
-        "--as-of", metavar="T", help="when open stays are measured (default: the latest at)"
+    # The times are read into datetimes, which are immutable (hence the noqa).
+    start: datetime | None = option(  # noqa: RUF009
+        None, "keep records with at >= T", metavar="T", flag="--from", env=None, read=parse_instant
     )
-    report.add_argument(
-        "--stalled",
-        default="7d",
+    end: datetime | None = option(  # noqa: RUF009
+        None, "keep records with at < T", metavar="T", flag="--to", env=None, read=parse_instant
+    )
+    as_of: datetime | None = option(  # noqa: RUF009
+        None,
+        "when open stays are measured (default: the latest at)",
+        metavar="T",
+        env=None,
+        read=parse_instant,
+    )
+    stalled: float = option(
+        "7d",
+        "an open process stay older than this is stalled (default {default})",
         metavar="DURATION",
-        help="an open process stay older than this is stalled (default 7d)",
+        env=None,
+        read=parse_duration,
     )
-    report.add_argument("--tenant", metavar="T", help="only this tenant")
-    report.add_argument(
-        "--format",
-        choices=("text", "json", "csv"),
-        default="text",
-        help="text tables (default), one JSON object, or CSV tables",
+    tenant: str | None = option(None, "only this tenant", metavar="T", env=None)
+    format: str = option(
+        "text",
+        "text tables (default), one JSON object, or CSV tables",
+        choices=REPORT_FORMATS,
+        env=None,
     )
-    report.add_argument(
-        "--section", choices=tuple(SECTIONS), help="with --format csv: only this table"
+    section: str | None = option(
+        None, "with --format csv: only this table", choices=tuple(SECTIONS), env=None
     )
-    report.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page")
-    _input_options(report)
 
-    compare = commands.add_parser(
-        "diff",
-        help="what changed between two transition logs (a what-if against the current table)",
-        description="Join two transition logs by id: added, removed, changed transitions, "
-        "fires per trigger, the from/to matrix; with history, items whose last stage differs "
-        "and the change in Reached and time in stage.",
+    def check(self) -> None:
+        if self.section and self.format != "csv":
+            raise ConfigError("--section goes with --format csv")
+        if self.start and self.end and self.start >= self.end:
+            raise ConfigError("--from must be earlier than --to")
+
+
+@dataclass(frozen=True, repr=False)
+class DiffSettings(AnalyticsInputs):
+    """`crm-triggers diff`: two transition logs, optionally their histories."""
+
+    base: str = option("", "transitions of the base", metavar="FILE", env=None, required="the base")
+    other: str = option(
+        "", "transitions to compare", metavar="FILE", env=None, required="the log to compare"
     )
-    compare.add_argument("--base", required=True, metavar="FILE", help="transitions of the base")
-    compare.add_argument("--other", required=True, metavar="FILE", help="transitions to compare")
-    compare.add_argument("--base-history", metavar="FILE", help="stage history of the base")
-    compare.add_argument("--other-history", metavar="FILE", help="stage history of the other")
-    compare.add_argument("--format", choices=("text", "json"), default="text")
-    compare.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page")
-    compare.add_argument(
-        "--items-out",
+    base_history: str | None = option(None, "stage history of the base", metavar="FILE", env=None)
+    other_history: str | None = option(None, "stage history of the other", metavar="FILE", env=None)
+    format: str = option(
+        "text", "text (default) or one JSON object", choices=DIFF_FORMATS, env=None
+    )
+    items_out: str | None = option(
+        None,
+        "changed items with their first differing event, as JSON Lines",
         metavar="FILE",
-        help="changed items with their first differing event, as JSON Lines",
+        env=None,
     )
-    _input_options(compare)
+
+    def check(self) -> None:
+        if (self.base_history is None) != (self.other_history is None):
+            raise ConfigError("give both --base-history and --other-history, or neither")
 
 
-def report(args: argparse.Namespace) -> int:
-    if args.section and args.format != "csv":
-        raise ConfigError("--section goes with --format csv")
+def _paths(inputs: Inputs, names: tuple[str, ...]) -> list[str]:
+    return [path for name in names for path in inputs.paths(name)]
+
+
+def report(settings: ReportSettings) -> int:
+    from analytics.figures import Scope
+    from analytics.load import Skipped, connect
+    from analytics.render import to_csv, to_json, to_text
+    from analytics.report import ReportInputs, build_report
+
     scope = Scope(
-        start=None if args.start is None else parse_instant(args.start, "--from"),
-        end=None if args.end is None else parse_instant(args.end, "--to"),
-        as_of=None if args.as_of is None else parse_instant(args.as_of, "--as-of"),
-        stalled_s=parse_duration(args.stalled, "--stalled"),
-        tenant=args.tenant,
+        start=settings.start,
+        end=settings.end,
+        as_of=settings.as_of,
+        stalled_s=settings.stalled,
+        tenant=settings.tenant,
     )
-    if scope.start and scope.end and scope.start >= scope.end:
-        raise ConfigError("--from must be earlier than --to")
     skipped = Skipped()
-    with opened_inputs(args.brokers, args.kafka_option) as inputs:
+    with settings.opened() as inputs:
         files = ReportInputs(
-            history=[p for name in args.history for p in inputs.paths(name)],
-            transitions=[p for name in args.transitions or () for p in inputs.paths(name)],
-            automation=[p for name in args.automation or () for p in inputs.paths(name)],
+            history=_paths(inputs, settings.history),
+            transitions=_paths(inputs, settings.transitions),
+            automation=_paths(inputs, settings.automation),
         )
         built = _queried(lambda: build_report(connect(), files, scope, skipped))
-    if args.tenant is not None and not built["pipelines"]:
-        raise ConfigError(f"--tenant {args.tenant}: no history records of that tenant")
-    if args.format == "json":
+    if settings.tenant is not None and not built["pipelines"]:
+        raise ConfigError(f"--tenant {settings.tenant}: no history records of that tenant")
+    if settings.format == "json":
         sys.stdout.buffer.write(to_json(built))
-    elif args.format == "csv":
-        sys.stdout.write(to_csv(built, args.section))
+    elif settings.format == "csv":
+        sys.stdout.write(to_csv(built, settings.section))
     else:
         sys.stdout.write(to_text(built))
-    if args.html:
+    if settings.html:
         from analytics.page import report_page
 
-        _write(args.html, report_page(built))
+        _write(settings.html, report_page(built))
+    for line in skipped.lines():
+        sys.stderr.write(f"crm-triggers: {line}\n")
+    return 0
+
+
+def diff(settings: DiffSettings) -> int:
+    from analytics.diff import DiffInputs, build_diff, diff_text, to_json_line
+    from analytics.load import Skipped, connect
+    from analytics.render import to_json
+
+    with settings.opened() as inputs:
+        files = DiffInputs(
+            base=inputs.paths(settings.base),
+            other=inputs.paths(settings.other),
+            base_history=(
+                None if settings.base_history is None else inputs.paths(settings.base_history)
+            ),
+            other_history=(
+                None if settings.other_history is None else inputs.paths(settings.other_history)
+            ),
+        )
+        skipped = Skipped()
+        compared = _queried(lambda: build_diff(connect(), files, skipped))
+    if settings.format == "json":
+        sys.stdout.buffer.write(to_json(compared.summary))
+    else:
+        sys.stdout.write(diff_text(compared.summary))
+    if settings.items_out:
+        _write(settings.items_out, "".join(to_json_line(item) for item in compared.items))
+    if settings.html:
+        from analytics.page import diff_page
+
+        _write(settings.html, diff_page(compared.summary))
     for line in skipped.lines():
         sys.stderr.write(f"crm-triggers: {line}\n")
     return 0
@@ -176,6 +232,8 @@ def report(args: argparse.Namespace) -> int:
 
 def _queried(run: Callable[[], Any]) -> Any:
     """DuckDB failures (a file vanished, out of memory) as one-line errors."""
+    import duckdb
+
     try:
         return run()
     except duckdb.Error as failed:
@@ -188,35 +246,3 @@ def _write(path: str, text: str) -> None:
             page.write(text)
     except OSError as failed:
         raise ConfigError(f"{path}: cannot be written ({failed.strerror})") from None
-
-
-def diff(args: argparse.Namespace) -> int:
-    if (args.base_history is None) != (args.other_history is None):
-        raise ConfigError("give both --base-history and --other-history, or neither")
-    with opened_inputs(args.brokers, args.kafka_option) as inputs:
-        files = DiffInputs(
-            base=inputs.paths(args.base),
-            other=inputs.paths(args.other),
-            base_history=None if args.base_history is None else inputs.paths(args.base_history),
-            other_history=(
-                None if args.other_history is None else inputs.paths(args.other_history)
-            ),
-        )
-        skipped = Skipped()
-        compared = _queried(lambda: build_diff(connect(), files, skipped))
-    if args.format == "json":
-        sys.stdout.buffer.write(to_json(compared.summary))
-    else:
-        sys.stdout.write(diff_text(compared.summary))
-    if args.items_out:
-        _write(args.items_out, "".join(to_json_line(item) for item in compared.items))
-    if args.html:
-        from analytics.page import diff_page
-
-        _write(args.html, diff_page(compared.summary))
-    for line in skipped.lines():
-        sys.stderr.write(f"crm-triggers: {line}\n")
-    return 0
-
-
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"report": report, "diff": diff}

@@ -5,11 +5,12 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from analytics.report import Report
+if TYPE_CHECKING:  # the report's type only: rendering needs no DuckDB
+    from analytics.report import Report
 
 STALLED_SHOWN = 20
 MOVES_SHOWN = 12

@@ -12,10 +12,14 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from connectors.jsonl import STDIO, expand
 from state.errors import ConfigError, SourceError
+
+if TYPE_CHECKING:
+    from connectors.kafka import KafkaSettings
 
 KAFKA_PREFIX = "kafka:"
 
@@ -24,8 +28,8 @@ KAFKA_PREFIX = "kafka:"
 class Inputs:
     """Turns the names given on the command line into local files, in order."""
 
-    brokers: str | None = None
-    kafka_options: list[str] = field(default_factory=list)
+    kafka: KafkaSettings | None = None
+    """The cluster of kafka:TOPIC inputs (None: --brokers was not given)."""
     scratch: str | None = None
 
     def paths(self, name: str) -> list[str]:
@@ -60,20 +64,14 @@ class Inputs:
         """The topic's values from its beginning to its current end, one per line."""
         if not topic:
             raise ConfigError("kafka:TOPIC: the topic name is missing")
-        if not self.brokers:
+        if self.kafka is None:
             raise ConfigError(f"kafka:{topic}: give --brokers HOST:PORT (or CRM_TRIGGERS_BROKERS)")
         from connectors.kafka import read_topic
-        from flows.settings import KafkaClientSettings
 
-        client = KafkaClientSettings(
-            **KafkaClientSettings.client_fields(
-                {"brokers": self.brokers, "kafka_option": self.kafka_options}
-            )
-        )
         path = self._scratch_file(f"topic-{topic.replace('/', '_')}-")
         try:
             with open(path, "wb") as copy:
-                for message in read_topic(client.kafka, topic, from_beginning=True, until_end=True):
+                for message in read_topic(self.kafka, topic, from_beginning=True, until_end=True):
                     value = message.value()
                     if value is not None:
                         copy.write(value.replace(b"\n", b" ") + b"\n")
@@ -88,8 +86,8 @@ class Inputs:
 
 
 @contextmanager
-def opened_inputs(brokers: str | None, kafka_options: list[str] | None) -> Iterator[Inputs]:
-    inputs = Inputs(brokers, list(kafka_options or []))
+def opened_inputs(kafka: KafkaSettings | None) -> Iterator[Inputs]:
+    inputs = Inputs(kafka)
     try:
         yield inputs
     finally:

@@ -7,18 +7,6 @@ from dataclasses import dataclass
 
 import orjson
 
-CODES = frozenset(
-    {
-        "invalid_json",
-        "invalid_record",
-        "unknown_event_type",
-        "unknown_item",
-        "unknown_stage",
-        "invalid_automation",
-        "too_large",
-    }
-)
-
 
 @dataclass(frozen=True, slots=True)
 class Origin:

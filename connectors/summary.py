@@ -85,11 +85,42 @@ def print_summary(summary: Summary) -> None:
     sys.stderr.write(summary.render() + "\n")
 
 
-class SummarySink(FixedPartitionedSink[Counter[str], None]):
-    """Adds up the tallies of every batch; at the end hands a Summary to `report`."""
+def progress_line(counts: Counter[str], rate: float) -> str:
+    """One line of running counts, for the log of a job that does not end."""
+    dead = sum(v for k, v in counts.items() if k.startswith(("dlq.", "automation_dlq.")))
+    waiting = "" if counts["automation_caught_up"] else ", waiting for automation to load"
+    return (
+        f"events read {counts['events_read']} ({rate:,.0f}/s), "
+        f"transitions {counts['transition']}, dead letters {dead}, "
+        f"automation read {counts['automation_read']} applied {counts['automation_applied']}"
+        f"{waiting}"
+    )
 
-    def __init__(self, report: Callable[[Summary], None]) -> None:
+
+def print_line(line: str) -> None:
+    sys.stderr.write(f"crm-triggers: {line}\n")
+    sys.stderr.flush()
+
+
+class SummarySink(FixedPartitionedSink[Counter[str], None]):
+    """Adds up the tallies of the whole cluster; at the end hands a Summary to `report`.
+
+    The replay reports once, at the end, timed from when the flow was built. A live
+    job also gives `progress`: a line of running counts at most every `interval`
+    seconds while tallies arrive, and at the end of each epoch that changed them;
+    its time is its own processing window (first tally to the end), and a run that
+    saw no tally reports nothing.
+    """
+
+    def __init__(
+        self,
+        report: Callable[[Summary], None] | None,
+        progress: Callable[[str], None] | None = None,
+        interval: float = 10.0,
+    ) -> None:
         self.report = report
+        self.progress = progress
+        self.interval = interval
         self.started = time.monotonic()
 
     def list_parts(self) -> list[str]:
@@ -106,13 +137,43 @@ class _SummaryPartition(StatefulSinkPartition[Counter[str], None]):
     def __init__(self, sink: SummarySink) -> None:
         self.sink = sink
         self.counts: Counter[str] = Counter()
+        self.first_tally: float | None = None
+        self.reported_at = time.monotonic()
+        self.reported_events = 0
+        self.dirty = False
 
     def write_batch(self, values: list[Counter[str]]) -> None:
+        if self.first_tally is None:
+            self.first_tally = time.monotonic()
         for tally in values:
             self.counts.update(tally)
+        if self.sink.progress is not None:
+            self.dirty = True
+            self._report_progress()
+
+    def _report_progress(self, force: bool = False) -> None:
+        progress = self.sink.progress
+        now = time.monotonic()
+        if progress is None or not self.dirty:
+            return
+        if not force and now - self.reported_at < self.sink.interval:
+            return
+        rate = (self.counts["events_read"] - self.reported_events) / max(
+            now - self.reported_at, 1e-9
+        )
+        progress(progress_line(self.counts, rate))
+        self.reported_at, self.reported_events, self.dirty = now, self.counts["events_read"], False
 
     def snapshot(self) -> None:
-        return None
+        # Called at the end of each epoch this partition was written in: the last
+        # chance to show that epoch's counts if nothing follows them.
+        self._report_progress(force=True)
 
     def close(self) -> None:
-        self.sink.report(Summary(self.counts, time.monotonic() - self.sink.started))
+        self._report_progress(force=True)
+        if self.sink.report is None:
+            return
+        if self.sink.progress is None:
+            self.sink.report(Summary(self.counts, time.monotonic() - self.sink.started))
+        elif self.first_tally is not None:
+            self.sink.report(Summary(self.counts, time.monotonic() - self.first_tally))

@@ -17,14 +17,12 @@ as raw bytes and is decoded again on the other side.
 from __future__ import annotations
 
 import pickle
-import zlib
 from bisect import insort
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeGuard
-from zlib import crc32
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
@@ -42,9 +40,9 @@ from connectors.records import (
     transition_json,
 )
 from connectors.tombstones import tombstone_record
-from state import native
 from state.board import DEFAULT_SEEN_WINDOW, Board
-from state.model import NULL_RECORD, Decided, Outcome, Rejection, Transition, item_key
+from state.engine import Engine, key_group
+from state.model import NULL_RECORD, Rejection, item_key
 from state.native import NativeBoard
 from state.table import TriggerTable
 
@@ -66,9 +64,8 @@ class FlowSettings:
     engine: str = "native"  # "native": state.native.NativeBoard; "python": state.board.Board
 
 
-def group_of(key: str, groups: int) -> int:
-    """The key group of an item key: stable across processes and runs."""
-    return zlib.crc32(key.encode()) % groups
+group_of = key_group
+"""The key group of an item key (`state.engine.key_group`)."""
 
 
 Entry = tuple[int, int, bytes | None, Any]
@@ -105,22 +102,6 @@ class Parcel:
         self.positions = positions
         self.raws = raws
         self.records = records
-
-    @classmethod
-    def of_entries(
-        cls, group: int, stream: str, source: str, partition: int | None, entries: list[Entry]
-    ) -> Parcel:
-        records = [e[3] for e in entries]
-        return cls(
-            group,
-            stream,
-            source,
-            partition,
-            [e[0] for e in entries],
-            [e[1] for e in entries],
-            [e[2] for e in entries],
-            records if any(r is not None for r in records) else None,
-        )
 
     @property
     def entries(self) -> list[Entry]:
@@ -160,7 +141,9 @@ def decode(stream: str, raw: bytes | None, max_bytes: int) -> Any:
     return obj if type(obj) is Rejection else parse_automation(obj)
 
 
-def route(batches: list[RawBatch], settings: FlowSettings) -> list[tuple[str, Parcel] | Decisions]:
+def route(
+    batches: list[RawBatch], settings: FlowSettings, engine: Engine | None = None
+) -> list[tuple[str, Parcel] | Decisions]:
     """Send each event to its items' groups and automation to all.
 
     With one group there is nothing to choose: records go on undecoded and the
@@ -171,6 +154,8 @@ def route(batches: list[RawBatch], settings: FlowSettings) -> list[tuple[str, Pa
     process).
     """
     groups = settings.key_groups
+    if engine is None:
+        engine = new_board(settings)
     rejected = Decisions([], [], Counter())
     out: list[tuple[str, Parcel] | Decisions] = [rejected]
     for batch in batches:
@@ -193,56 +178,32 @@ def route(batches: list[RawBatch], settings: FlowSettings) -> list[tuple[str, Pa
                 for g in range(groups)
             )
             continue
-        if settings.engine == "native":
-            out.extend(_route_native(batch, settings, rejected))
-            continue
-        entries = [
-            (first_seq + i, position, raw, None)
-            for i, (position, raw) in enumerate(zip(batch.positions, batch.values, strict=True))
-        ]
-        by_group: dict[int, list[Entry]] = {}
-        keys = batch.keys
-        for (seq, position, raw, _), key in zip(
-            entries, keys or [None] * len(entries), strict=True
-        ):
-            if key and raw is not None and b'"items"' not in raw:
-                group = crc32(key) % groups
-                bucket = by_group.get(group)
-                if bucket is None:
-                    bucket = by_group[group] = []
-                bucket.append((seq, position, raw, None))
-                continue
-            record = _decode_for_route(batch, seq - first_seq, settings, rejected)
-            if record is None:
-                continue
-            entry = (seq, position, raw, record)
-            for group in _groups_of(record, groups):
-                bucket = by_group.get(group)
-                if bucket is None:
-                    bucket = by_group[group] = []
-                bucket.append(entry)
-        out.extend(
-            (str(g), Parcel.of_entries(g, stream, source, partition, entries))
-            for g, entries in by_group.items()
-        )
+        out.extend(_route_events(engine, batch, settings, rejected))
     return out
 
 
-def _route_native(
-    batch: RawBatch, settings: FlowSettings, rejected: Decisions
+def _route_events(
+    engine: Engine, batch: RawBatch, settings: FlowSettings, rejected: Decisions
 ) -> list[tuple[str, Parcel]]:
-    """`route` of an events batch with the compiled router: no Python per record.
+    """`route` of an events batch: the engine places what it can from the bytes.
 
-    The records it cannot place are decoded here as `route` does; each group's
-    parcel keeps its records in input order.
+    The records it leaves are decoded here and go to their items' groups with
+    their decoded record (used within this process); each group's parcel keeps
+    its records in input order.
     """
     values = _values(batch)
-    by_group, unplaced = native.route_batch(batch.keys, values, settings.key_groups)
+    groups = settings.key_groups
+    by_group, unplaced = engine.route(batch.keys, values, groups)
+    records: list[Any] | None = None
     for index in unplaced:
         record = _decode_for_route(batch, index, settings, rejected)
-        if record is not None:
-            for group in _groups_of(record, settings.key_groups):
-                insort(by_group.setdefault(group, []), index)
+        if record is None:
+            continue
+        if records is None:
+            records = [None] * len(values)
+        records[index] = record
+        for group in _groups_of(record, groups):
+            insort(by_group.setdefault(group, []), index)
     first, positions = batch.first_seq, batch.positions
     return [
         (
@@ -255,6 +216,7 @@ def _route_native(
                 [first + i for i in picked],
                 [positions[i] for i in picked],
                 [values[i] for i in picked],
+                None if records is None else [records[i] for i in picked],
             ),
         )
         for g, picked in by_group.items()
@@ -324,14 +286,13 @@ def _without_bad_tombstones(batch: RawBatch, rejected: Decisions) -> RawBatch:
     )
 
 
-AnyBoard = Board | NativeBoard
-
-
-def new_board(settings: FlowSettings) -> AnyBoard:
+def new_board(settings: FlowSettings) -> Engine:
     """An empty board of the chosen engine."""
     table = TriggerTable(settings.what_if)
     if settings.engine == "python":
-        return Board(table, settings.seen_window)
+        return Board(
+            table, settings.seen_window, decode_event, transition_json, settings.max_record_bytes
+        )
     return NativeBoard(table, decode_event, settings.seen_window, settings.max_record_bytes)
 
 
@@ -387,113 +348,33 @@ class GroupLogic(StatefulBatchLogic[Parcel, Decisions, bytes | None]):
         return pickle.dumps((self.board, self.pending), protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def decide_parcels(board: AnyBoard, parcels: list[Parcel], settings: FlowSettings) -> Decisions:
+def decide_parcels(board: Engine, parcels: list[Parcel], settings: FlowSettings) -> Decisions:
     """Apply automation and decide events, in arrival order, for one group."""
-    if isinstance(board, NativeBoard):
-        return decide_parcels_native(board, parcels, settings)
     out = Decisions([], [], Counter())
-    reasons: list[str] = []  # counted once at the end: cheaper than a Counter per event
-    add_reason = reasons.append
-    groups = settings.key_groups
-    max_bytes = settings.max_record_bytes
-    decide = board.decide
+    dlq = DLQ_TALLY[EVENTS]
     for parcel in parcels:
         if parcel.stream == AUTOMATION:
             _apply_automation(board, parcel, out, settings)
             continue
-        for entry in parcel.entries:
-            event = entry[3]
-            decoded_here = event is None
-            if decoded_here:
-                event = decode(EVENTS, entry[2], max_bytes)
-                if type(event) is Rejection:
-                    _record(out, parcel, entry, 0, None, event)
-                    continue
-            items = event.items
-            if len(items) == 1:
-                ref = items[0]
-                key = item_key(event.tenant, ref.entity, ref.id)
-                if decoded_here and groups > 1 and group_of(key, groups) != parcel.group:
-                    _record(out, parcel, entry, 0, key, _misrouted(key))
-                    continue
-                outcome = decide(event, ref, key)
-                if type(outcome) is Decided:
-                    add_reason(outcome.reason)
-                else:
-                    _record(out, parcel, entry, 0, key, outcome)
-                continue
-            for index, ref in enumerate(items):
-                key = item_key(event.tenant, ref.entity, ref.id)
-                if groups > 1 and group_of(key, groups) != parcel.group:
-                    continue
-                if index == 0:  # the group of the first item counts the others once
-                    out.tally["extra_items"] += len(items) - 1
-                outcome = decide(event, ref, key)
-                if type(outcome) is Decided:
-                    add_reason(outcome.reason)
-                else:
-                    _record(out, parcel, entry, index, key, outcome)
-    out.tally.update(reasons)
-    return out
-
-
-def decide_parcels_native(
-    board: NativeBoard, parcels: list[Parcel], settings: FlowSettings
-) -> Decisions:
-    """`decide_parcels` on the compiled board: it decodes and decides a parcel in one call."""
-    out = Decisions([], [], Counter())
-    counts = [0] * len(native.REASONS)
-    extra = 0
-    for parcel in parcels:
-        if parcel.stream == AUTOMATION:
-            _apply_automation(board, parcel, out, settings)
-            continue
-        batch_counts, batch_extra, notes = board.decide_batch(
-            parcel.raws, parcel.group, settings.key_groups
+        decided = board.decide_parcel(
+            parcel.raws, parcel.records, parcel.group, settings.key_groups
         )
-        counts = [a + b for a, b in zip(counts, batch_counts, strict=True)]
-        extra += batch_extra
-        for index, item_index, key_or_none, kind, payload in notes:
+        seqs = parcel.seqs
+        if decided.transitions:
+            out.tally["transition"] += len(decided.transitions)
+            out.transitions.extend(
+                (key, ((seqs[index], item), line)) for index, item, key, line in decided.transitions
+            )
+        for index, item, key, rejection in decided.dead_letters:
             entry = parcel.entry(index)
-            key = key_or_none or ""  # None: the record is rejected whole
-            if kind == native.TRANSITION:
-                out.tally["transition"] += 1
-                out.transitions.append((key, ((entry[0], item_index), payload)))
-                continue
-            if kind == native.MISROUTED:
-                rejection = _misrouted(key)
-            else:
-                rejection = native.rejection_of(kind, key, payload)
-            _record(out, parcel, entry, item_index, key_or_none, rejection)
-    out.tally.update({r: n for r, n in zip(native.REASONS, counts, strict=True) if n})
-    if extra:
-        out.tally["extra_items"] += extra
+            out.tally[f"{dlq}{rejection.code}"] += 1
+            out.dead_letters.append(((entry[0], item), parcel.dead_letter(entry, rejection, key)))
+        out.tally.update(decided.tally)
     return out
-
-
-def _misrouted(key: str) -> Rejection:
-    return Rejection(
-        "invalid_record",
-        f"Kafka key: the record's key does not name its item {key} (expected the key "
-        f"{key!r}: events are keyed tenant/entity/id of their item)",
-    )
-
-
-def _record(
-    out: Decisions, parcel: Parcel, entry: Entry, index: int, key: str | None, outcome: Outcome
-) -> None:
-    """A transition or a dead letter of one (event, item), or of a whole record."""
-    if type(outcome) is Transition:
-        out.tally["transition"] += 1
-        out.transitions.append((key or "", ((entry[0], index), transition_json(outcome))))
-    else:
-        rejection: Rejection = outcome  # type: ignore[assignment]
-        out.tally[f"{DLQ_TALLY[parcel.stream]}{rejection.code}"] += 1
-        out.dead_letters.append(((entry[0], index), parcel.dead_letter(entry, rejection, key)))
 
 
 def _apply_automation(
-    board: AnyBoard, parcel: Parcel, out: Decisions, settings: FlowSettings
+    board: Engine, parcel: Parcel, out: Decisions, settings: FlowSettings
 ) -> None:
     for entry in parcel.entries:
         record = entry[3]
@@ -544,7 +425,8 @@ def build_flow(
     """The job: `source` of raw batches in; transitions, dead letters and counts out."""
     flow = Dataflow("crm_triggers")
     raw = op.input("read", flow, source)
-    routed = op.flat_map_batch("route", raw, partial(route, settings=settings))
+    router = new_board(settings)  # routes only: its table stays empty
+    routed = op.flat_map_batch("route", raw, partial(route, settings=settings, engine=router))
     split = op.branch("split", routed, _is_decisions)
     decided = op.stateful_batch(
         "decide",

@@ -27,14 +27,8 @@ from bytewax._bytewax import cli_main
 from bytewax.dataflow import Dataflow
 from bytewax.recovery import RecoveryConfig, init_db_dir
 
-from connectors.kafka import (
-    KafkaSink,
-    KafkaSource,
-    PeriodicSummarySink,
-    Producers,
-    print_line,
-)
-from connectors.summary import Summary, print_summary
+from connectors.kafka import KafkaSink, KafkaSource, Producers
+from connectors.summary import Summary, SummarySink, print_line, print_summary
 from flows.dataflow import FlowSettings, build_flow
 from flows.runtime import LIVE_GC_YOUNG, tune_gc
 from flows.settings import LiveSettings
@@ -62,7 +56,7 @@ def live_flow(
         ),
         KafkaSink(producers, topics.transitions),
         KafkaSink(producers, topics.dead_letters),
-        PeriodicSummarySink(settings.summary_interval, progress, final),
+        SummarySink(final, progress, settings.summary_interval),
         FlowSettings(
             key_groups=settings.key_groups,
             seen_window=settings.seen_window,

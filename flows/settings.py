@@ -1,7 +1,10 @@
-"""Every setting of the job, built in one place from command-line flags and the environment.
+"""Every setting of the job, each declared once (see `flows.options`).
 
-Each option has an environment variable (`CRM_TRIGGERS_<NAME>`); a flag wins
-over its variable. Bad values fail at start with the setting's name and the fix.
+To add an option, add a field declared with `option(...)` to the settings class
+of the commands that take it (`EngineSettings` for replay and run, `RunOptions`
+for run, ...): its flag, its `CRM_TRIGGERS_` variable, its help line and its
+check follow. Bad values fail at start with the setting's name and what was
+expected.
 """
 
 from __future__ import annotations
@@ -10,80 +13,95 @@ import os
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from connectors.kafka import DEFAULT_BATCH_SIZE, KafkaSettings, Topics, masked
 from connectors.records import DEFAULT_MAX_RECORD_BYTES
 from flows.dataflow import DEFAULT_KEY_GROUPS
+from flows.options import (
+    Settings,
+    env_name,
+    items,
+    non_negative_int,
+    option,
+    positive_int,
+    redefault,
+    seconds,
+)
 from state import native
 from state.board import DEFAULT_SEEN_WINDOW
 from state.errors import ConfigError
 
-PREFIX = "CRM_TRIGGERS_"
 PROGRESS_MIN_BYTES = 20 << 20
-
-
-def env_name(option: str) -> str:
-    return PREFIX + option.upper().replace("-", "_")
-
-
-def positive_int(name: str, value: Any) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = 0
-    if number < 1:
-        raise ConfigError(f"{name}: expected a positive integer, got {value!r}")
-    return number
-
-
-def flag(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes", "on")
-
 
 ENGINES = ("native", "python")
 DEFAULT_ENGINE = "native"
 
 
-def engine_of(value: str | None) -> str:
+def engine_of(name: str, value: str | None) -> str:
     """The decision engine: the compiled board (default) or the Python reference."""
     engine = (value or DEFAULT_ENGINE).strip().lower()
-    label = "--engine (CRM_TRIGGERS_ENGINE)"
     if engine not in ENGINES:
-        raise ConfigError(f"{label}: expected one of {', '.join(ENGINES)}, got {value!r}")
+        raise ConfigError(f"{name}: expected one of {', '.join(ENGINES)}, got {value!r}")
     if engine == "native" and not native.available():
         raise ConfigError(
-            f"{label}: the compiled engine (module crm_triggers_native) is not installed; "
+            f"{name}: the compiled engine (module crm_triggers_native) is not installed; "
             "build it with `make install` (needs Rust's cargo), or choose --engine python"
         )
     return engine
 
 
-@dataclass(frozen=True)
-class EngineSettings:
+def parse_brokers(name: str, value: Any) -> str:
+    """`host:port[,host:port...]`, or ConfigError naming the setting."""
+    if not value or not str(value).strip():
+        raise ConfigError(f"{name}: required, host:port[,host:port...] of the Kafka cluster")
+    brokers = [b.strip() for b in str(value).split(",") if b.strip()]
+    for broker in brokers:
+        host, _, port = broker.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"{name}: expected host:port, got {broker!r}")
+    return ",".join(brokers)
+
+
+_TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
+
+
+def topic_name(name: str, value: Any) -> str:
+    if not _TOPIC_NAME.fullmatch(value):
+        raise ConfigError(
+            f"{name}: {value!r} is not a Kafka topic name (letters, digits, '.', '_', '-'; "
+            "at most 249)"
+        )
+    return str(value)
+
+
+# The settings of the commands ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, repr=False)
+class EngineSettings(Settings):
     """Settings of the decision step, shared by replay and live runs."""
 
-    key_groups: int = DEFAULT_KEY_GROUPS  # CRM_TRIGGERS_KEY_GROUPS
-    seen_window: int = DEFAULT_SEEN_WINDOW  # CRM_TRIGGERS_SEEN_WINDOW
-    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES  # CRM_TRIGGERS_MAX_RECORD_BYTES
-    engine: str = DEFAULT_ENGINE  # CRM_TRIGGERS_ENGINE
-
-    @staticmethod
-    def fields_from(
-        values: Mapping[str, Any], key_groups: int = DEFAULT_KEY_GROUPS
-    ) -> dict[str, Any]:
-        out: dict[str, Any] = {"engine": engine_of(values.get("engine"))}
-        for name, default in (
-            ("key_groups", key_groups),
-            ("seen_window", DEFAULT_SEEN_WINDOW),
-            ("max_record_bytes", DEFAULT_MAX_RECORD_BYTES),
-        ):
-            value = values.get(name)
-            out[name] = (
-                default if value is None else positive_int(f"--{name.replace('_', '-')}", value)
-            )
-        return out
+    key_groups: int = option(
+        DEFAULT_KEY_GROUPS,
+        "key groups the items are spread over (replay default 1, run 64)",
+        read=positive_int,
+    )
+    seen_window: int = option(
+        DEFAULT_SEEN_WINDOW,
+        "event ids remembered per item to drop producer retries",
+        read=positive_int,
+    )
+    max_record_bytes: int = option(
+        DEFAULT_MAX_RECORD_BYTES, "larger records are dead letters (too_large)", read=positive_int
+    )
+    engine: str = option(
+        DEFAULT_ENGINE,
+        "decision engine: native (compiled, default) or python (the reference)",
+        read=engine_of,
+    )
 
 
 REPLAY_KEY_GROUPS = 1
@@ -91,58 +109,48 @@ REPLAY_KEY_GROUPS = 1
 one, events go to their group undecoded and are decoded once (docs/performance.md)."""
 
 
-@dataclass(frozen=True)
-class ReplaySettings(EngineSettings):
-    automation: tuple[str, ...] = ()  # CRM_TRIGGERS_AUTOMATION (os.pathsep-separated)
-    events: tuple[str, ...] = ()  # CRM_TRIGGERS_EVENTS (os.pathsep-separated)
-    out: str = "-"  # CRM_TRIGGERS_OUT
-    dlq: str | None = None  # CRM_TRIGGERS_DLQ
-    what_if: bool = False  # CRM_TRIGGERS_WHAT_IF
+@dataclass(frozen=True, repr=False)
+class ReplayFiles(Settings):
+    automation: tuple[str, ...] = option(
+        (),
+        "automation log: .jsonl, .jsonl.gz, a folder of them, or -",
+        metavar="FILE",
+        many=True,
+        separator=os.pathsep,
+        cli_env=False,
+        required="the automation log",
+    )
+    events: tuple[str, ...] = option(
+        (),
+        "event log (repeatable; several are merged by occurred_at)",
+        metavar="FILE",
+        many=True,
+        separator=os.pathsep,
+        cli_env=False,
+        required="at least one event log",
+    )
+    out: str = option(
+        "-", "transitions as JSON Lines (default: stdout)", metavar="FILE", cli_env=False
+    )
+    dlq: str | None = option(None, "dead letters as JSON Lines", metavar="FILE", cli_env=False)
+    what_if: bool = option(
+        False,
+        "the latest version of every automation record, in force from the beginning",
+        switch=True,
+        cli_env=False,
+    )
     progress: bool = False
-    key_groups: int = REPLAY_KEY_GROUPS  # CRM_TRIGGERS_KEY_GROUPS
 
-    @classmethod
-    def build(cls, values: Mapping[str, Any]) -> ReplaySettings:
-        if not values.get("automation"):
-            raise ConfigError(
-                "--automation (CRM_TRIGGERS_AUTOMATION): required, the automation log"
-            )
-        if not values.get("events"):
-            raise ConfigError("--events (CRM_TRIGGERS_EVENTS): required, at least one event log")
-        return cls(
-            automation=tuple(values["automation"]),
-            events=tuple(values["events"]),
-            out=values.get("out") or "-",
-            dlq=values.get("dlq"),
-            what_if=bool(values.get("what_if")),
-            progress=bool(values.get("progress")),
-            **cls.fields_from(values, key_groups=REPLAY_KEY_GROUPS),
-        )
+
+@dataclass(frozen=True, repr=False)
+class ReplaySettings(EngineSettings, ReplayFiles):
+    key_groups: int = redefault(EngineSettings, "key_groups", REPLAY_KEY_GROUPS)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ReplaySettings:
-        def paths(name: str) -> list[str]:
-            return [p for p in env.get(env_name(name), "").split(os.pathsep) if p]
-
-        return cls.build(
-            {
-                "automation": paths("automation"),
-                "events": paths("events"),
-                "out": env.get(env_name("out")),
-                "dlq": env.get(env_name("dlq")),
-                "what_if": flag(env.get(env_name("what_if"))),
-                "progress": sys.stderr.isatty(),
-                "key_groups": env.get(env_name("key_groups")),
-                "seen_window": env.get(env_name("seen_window")),
-                "max_record_bytes": env.get(env_name("max_record_bytes")),
-                "engine": env.get(env_name("engine")),
-            }
-        )
+        return cls.build({**cls.env_values(env), "progress": sys.stderr.isatty()})
 
 
-START_FROM = ("beginning", "end")
-DEFAULT_SNAPSHOT_INTERVAL = 10
-DEFAULT_SUMMARY_INTERVAL = 10.0
 # The job owns these: offsets live in snapshots, and delivery rests on acks from all replicas.
 _OWNED_KAFKA_OPTIONS = {
     "bootstrap.servers": "use --brokers (CRM_TRIGGERS_BROKERS)",
@@ -152,19 +160,6 @@ _OWNED_KAFKA_OPTIONS = {
     "enable.idempotence": "the producer must be idempotent so retries never duplicate",
     "acks": "the job needs acks=all: a record counts as written once all replicas have it",
 }
-
-
-def parse_brokers(value: Any) -> str:
-    """`host:port[,host:port...]`, or ConfigError naming the setting."""
-    name = f"--brokers ({env_name('brokers')})"
-    if not value or not str(value).strip():
-        raise ConfigError(f"{name}: required, host:port[,host:port...] of the Kafka cluster")
-    brokers = [b.strip() for b in str(value).split(",") if b.strip()]
-    for broker in brokers:
-        host, _, port = broker.rpartition(":")
-        if not host or not port.isdigit():
-            raise ConfigError(f"{name}: expected host:port, got {broker!r}")
-    return ",".join(brokers)
 
 
 def parse_kafka_options(pairs: list[str], config_file: str | None) -> dict[str, str]:
@@ -207,47 +202,74 @@ def parse_kafka_options(pairs: list[str], config_file: str | None) -> dict[str, 
     return options
 
 
-def split_env_list(value: str | None) -> list[str]:
-    """A ';'-separated list from an environment variable."""
-    return [part.strip() for part in (value or "").split(";") if part.strip()]
+@dataclass(frozen=True, repr=False)
+class KafkaClientSettings(Settings):
+    """Where the cluster is and how to talk to it: shared by every Kafka command.
 
+    `repr` shows the librdkafka options masked (`kafka_options`), never as given.
+    """
 
-@dataclass(frozen=True)
-class KafkaClientSettings:
-    """Where the cluster is and how to talk to it: shared by every Kafka command."""
+    brokers: str = option(
+        "", "Kafka bootstrap servers", metavar="HOST:PORT[,...]", read=parse_brokers
+    )
+    kafka_option: tuple[str, ...] = option(
+        (),
+        "a librdkafka option passed straight through (SASL, TLS, client.id...); repeatable "
+        "[{env}, ';'-separated]. Prefer --kafka-config for secrets: command lines are "
+        "visible to other users",
+        metavar="KEY=VALUE",
+        many=True,
+        env="kafka_options",
+        repr=False,
+    )
+    kafka_config: str | None = option(None, "librdkafka options as KEY=VALUE lines", metavar="FILE")
 
-    brokers: str = ""  # CRM_TRIGGERS_BROKERS
-    kafka_options: Mapping[str, str] = field(default_factory=dict)
-    # CRM_TRIGGERS_KAFKA_OPTIONS (KEY=VALUE;KEY=VALUE), CRM_TRIGGERS_KAFKA_CONFIG (a file)
+    def check(self) -> None:
+        _ = self.kafka_options  # a bad option or an unreadable file fails at start
+
+    @cached_property
+    def kafka_options(self) -> dict[str, str]:
+        return parse_kafka_options(list(self.kafka_option), self.kafka_config)
 
     @property
     def kafka(self) -> KafkaSettings:
         return KafkaSettings(self.brokers, dict(self.kafka_options))
 
-    @staticmethod
-    def client_fields(values: Mapping[str, Any]) -> dict[str, Any]:
-        return {
-            "brokers": parse_brokers(values.get("brokers")),
-            "kafka_options": parse_kafka_options(
-                list(values.get("kafka_option") or ()), values.get("kafka_config")
-            ),
-        }
-
-    @staticmethod
-    def client_env(env: Mapping[str, str]) -> dict[str, Any]:
-        return {
-            "brokers": env.get(env_name("brokers")),
-            "kafka_option": split_env_list(env.get(env_name("kafka_options"))),
-            "kafka_config": env.get(env_name("kafka_config")),
-        }
+    def __repr__(self) -> str:
+        return f"{super().__repr__()[:-1]}, kafka_options={masked(self.kafka_options)})"
 
 
-@dataclass(frozen=True)
-class TopicSettings:
-    events_topic: str = Topics.events  # CRM_TRIGGERS_EVENTS_TOPIC
-    automation_topic: str = Topics.automation  # CRM_TRIGGERS_AUTOMATION_TOPIC
-    transitions_topic: str = Topics.transitions  # CRM_TRIGGERS_TRANSITIONS_TOPIC
-    dead_letter_topic: str = Topics.dead_letters  # CRM_TRIGGERS_DEAD_LETTER_TOPIC
+@dataclass(frozen=True, repr=False)
+class TopicSettings(Settings):
+    events_topic: str = option(
+        Topics.events,
+        "events in, keyed by item (default: {default})",
+        metavar="TOPIC",
+        read=topic_name,
+    )
+    automation_topic: str = option(
+        Topics.automation,
+        "pipelines and triggers, compacted (default: {default})",
+        metavar="TOPIC",
+        read=topic_name,
+    )
+    transitions_topic: str = option(
+        Topics.transitions,
+        "stage transitions out, keyed by item (default: {default})",
+        metavar="TOPIC",
+        read=topic_name,
+    )
+    dead_letter_topic: str = option(
+        Topics.dead_letters,
+        "records that could not take effect (default: {default})",
+        metavar="TOPIC",
+        read=topic_name,
+    )
+
+    def check(self) -> None:
+        names = {name: getattr(self, name) for name in TOPIC_OPTIONS}
+        if len(set(names.values())) < len(names):
+            raise ConfigError(f"topics: the four topics must differ, got {names}")
 
     @property
     def topics(self) -> Topics:
@@ -255,141 +277,159 @@ class TopicSettings:
             self.events_topic, self.automation_topic, self.transitions_topic, self.dead_letter_topic
         )
 
-    @staticmethod
-    def topic_fields(values: Mapping[str, Any]) -> dict[str, str]:
-        out = {}
-        for name in TOPIC_OPTIONS:
-            value = values.get(name) or getattr(TopicSettings, name)
-            if not _TOPIC_NAME.fullmatch(value):
-                raise ConfigError(
-                    f"--{name.replace('_', '-')} ({env_name(name)}): {value!r} is not a Kafka "
-                    "topic name (letters, digits, '.', '_', '-'; at most 249)"
-                )
-            out[name] = value
-        if len(set(out.values())) < len(out):
-            raise ConfigError(f"topics: the four topics must differ, got {out}")
-        return out
-
-    @staticmethod
-    def topic_env(env: Mapping[str, str]) -> dict[str, str | None]:
-        return {name: env.get(env_name(name)) for name in TOPIC_OPTIONS}
-
 
 TOPIC_OPTIONS = ("events_topic", "automation_topic", "transitions_topic", "dead_letter_topic")
-_TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
+START_FROM = ("beginning", "end")
+DEFAULT_SNAPSHOT_INTERVAL = 10
+DEFAULT_SUMMARY_INTERVAL = 10.0
 
 
-def non_negative_number(name: str, value: Any, default: float) -> float:
-    if value is None or value == "":
-        return default
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = -1.0
-    if number < 0 or number != number:
-        raise ConfigError(f"{name}: expected a number of seconds, got {value!r}")
-    return number
+@dataclass(frozen=True, repr=False)
+class RunOptions(Settings):
+    """Recovery, cluster and pacing of the live job."""
 
+    recovery_dir: str | None = option(
+        None,
+        "keep state and offsets here and resume from them after a crash; an empty or "
+        "missing folder is set up",
+        metavar="DIR",
+    )
+    recovery_partitions: int = option(
+        1,
+        "files of a new recovery folder (default: {default}; at least the total worker count "
+        "spreads the writes)",
+        metavar="N",
+        read=positive_int,
+    )
+    snapshot_interval: int = option(
+        DEFAULT_SNAPSHOT_INTERVAL,
+        "seconds between snapshots (Bytewax epochs); a restart replays at most this "
+        "much input (default: {default})",
+        metavar="SECONDS",
+        read=positive_int,
+    )
+    backup_interval: int = option(
+        0,
+        "keep older snapshots this long, if the recovery folder is backed up (default: {default})",
+        metavar="SECONDS",
+        read=non_negative_int,
+    )
+    workers: int = option(
+        1, "worker threads in this process (default: {default})", metavar="N", read=positive_int
+    )
+    process_id: int | None = option(
+        None,
+        "this process's index in a cluster of processes",
+        metavar="I",
+        read=non_negative_int,
+    )
+    addresses: tuple[str, ...] = option(
+        (),
+        "every process of the cluster, in process-id order",
+        metavar="HOST:PORT;...",
+        read=items,
+    )
+    start_from: str = option(
+        "beginning",
+        "where events start when there is no snapshot (default: {default})",
+        choices=START_FROM,
+    )
+    until_end: bool = option(
+        False,
+        "stop once every partition has been read to its end (catch-up runs, benchmarks)",
+        switch=True,
+    )
+    batch_size: int = option(
+        DEFAULT_BATCH_SIZE,
+        "records read from a partition at once (default: {default})",
+        metavar="N",
+        read=positive_int,
+    )
+    summary_interval: float = option(
+        DEFAULT_SUMMARY_INTERVAL,
+        "seconds between progress lines on stderr (default: {default})",
+        metavar="SECONDS",
+        read=seconds,
+    )
 
-@dataclass(frozen=True)
-class LiveSettings(EngineSettings, KafkaClientSettings, TopicSettings):
-    """The live job: Kafka in, Kafka out, optionally recovered from a directory of snapshots."""
-
-    recovery_dir: str | None = None  # CRM_TRIGGERS_RECOVERY_DIR
-    recovery_partitions: int = 1  # CRM_TRIGGERS_RECOVERY_PARTITIONS (used when creating it)
-    snapshot_interval: int = DEFAULT_SNAPSHOT_INTERVAL  # CRM_TRIGGERS_SNAPSHOT_INTERVAL
-    backup_interval: int = 0  # CRM_TRIGGERS_BACKUP_INTERVAL
-    workers: int = 1  # CRM_TRIGGERS_WORKERS (per process)
-    process_id: int | None = None  # CRM_TRIGGERS_PROCESS_ID
-    addresses: tuple[str, ...] = ()  # CRM_TRIGGERS_ADDRESSES (';'-separated host:port)
-    start_from: str = "beginning"  # CRM_TRIGGERS_START_FROM
-    until_end: bool = False  # CRM_TRIGGERS_UNTIL_END
-    batch_size: int = DEFAULT_BATCH_SIZE  # CRM_TRIGGERS_BATCH_SIZE
-    summary_interval: float = DEFAULT_SUMMARY_INTERVAL  # CRM_TRIGGERS_SUMMARY_INTERVAL
-
-    def __repr__(self) -> str:
-        shown = {k: v for k, v in vars(self).items() if k != "kafka_options"}
-        return f"LiveSettings({shown}, kafka_options={masked(self.kafka_options)})"
-
-    @classmethod
-    def build(cls, values: Mapping[str, Any]) -> LiveSettings:
-        start_from = values.get("start_from") or "beginning"
-        if start_from not in START_FROM:
-            raise ConfigError(
-                f"--start-from ({env_name('start_from')}): expected one of {START_FROM}, "
-                f"got {start_from!r}"
-            )
-        process_id = values.get("process_id")
-        addresses = tuple(values.get("addresses") or ())
-        if (process_id is None or process_id == "") != (not addresses):
+    def check(self) -> None:
+        if (self.process_id is None) != (not self.addresses):
             raise ConfigError(
                 f"--process-id ({env_name('process_id')}) and --addresses "
                 f"({env_name('addresses')}): give both, for a cluster of processes, or neither"
             )
-        summary_interval = non_negative_number(
-            f"--summary-interval ({env_name('summary_interval')})",
-            values.get("summary_interval"),
-            DEFAULT_SUMMARY_INTERVAL,
-        )
-        fields: dict[str, Any] = {
-            **cls.fields_from(values),
-            **cls.client_fields(values),
-            **cls.topic_fields(values),
-        }
-        return cls(
-            recovery_dir=values.get("recovery_dir") or None,
-            recovery_partitions=_int_or(values, "recovery_partitions", 1),
-            snapshot_interval=_int_or(values, "snapshot_interval", DEFAULT_SNAPSHOT_INTERVAL),
-            backup_interval=_int_or(values, "backup_interval", 0, minimum=0),
-            workers=_int_or(values, "workers", 1),
-            process_id=None if not addresses else _int_or(values, "process_id", 0, minimum=0),
-            addresses=addresses,
-            start_from=start_from,
-            until_end=bool(values.get("until_end")),
-            batch_size=_int_or(values, "batch_size", DEFAULT_BATCH_SIZE),
-            summary_interval=summary_interval,
-            **fields,
-        )
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> LiveSettings:
-        def get(name: str) -> str | None:
-            return env.get(env_name(name))
-
-        return cls.build(
-            {
-                **cls.client_env(env),
-                **cls.topic_env(env),
-                "recovery_dir": get("recovery_dir"),
-                "recovery_partitions": get("recovery_partitions"),
-                "snapshot_interval": get("snapshot_interval"),
-                "backup_interval": get("backup_interval"),
-                "workers": get("workers"),
-                "process_id": get("process_id"),
-                "addresses": split_env_list(get("addresses")),
-                "start_from": get("start_from"),
-                "until_end": flag(get("until_end")),
-                "batch_size": get("batch_size"),
-                "summary_interval": get("summary_interval"),
-                "key_groups": get("key_groups"),
-                "seen_window": get("seen_window"),
-                "max_record_bytes": get("max_record_bytes"),
-                "engine": get("engine"),
-            }
-        )
 
 
-def _int_or(values: Mapping[str, Any], name: str, default: int, minimum: int = 1) -> int:
-    value = values.get(name)
-    if value is None or value == "":
-        return default
-    label = f"--{name.replace('_', '-')} ({env_name(name)})"
-    if minimum >= 1:
-        return positive_int(label, value)
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = -1
-    if number < minimum:
-        raise ConfigError(f"{label}: expected an integer >= {minimum}, got {value!r}")
-    return number
+@dataclass(frozen=True, repr=False)
+class LiveSettings(EngineSettings, RunOptions, TopicSettings, KafkaClientSettings):
+    """The live job: Kafka in, Kafka out, optionally recovered from a directory of snapshots."""
+
+
+# Kafka tools for people: options only ever given as flags, but declared the same way.
+
+
+@dataclass(frozen=True, repr=False)
+class TopicsCreateSettings(TopicSettings, KafkaClientSettings):
+    partitions: int = option(
+        3,
+        "partitions of the events, transitions and dead-letter topics (default: {default})",
+        env=None,
+        type=int,
+        read=positive_int,
+    )
+    automation_partitions: int = option(
+        1,
+        "partitions of the automation topic (default: {default}, which keeps pipelines ahead of "
+        "their triggers)",
+        env=None,
+        type=int,
+        read=positive_int,
+    )
+    replication_factor: int = option(
+        -1,
+        "replicas of each partition (default: the broker's default.replication.factor)",
+        env=None,
+        type=int,
+    )
+
+
+@dataclass(frozen=True, repr=False)
+class ProduceSettings(KafkaClientSettings):
+    topic: str = option("", "topic to write to", env=None, required="the topic to write to")
+    file: str | None = option(
+        None,
+        "a .jsonl or .jsonl.gz file, a folder of them, or - for stdin",
+        metavar="FILE",
+        env=None,
+        positional=True,
+    )
+    tombstone: tuple[str, ...] = option(
+        (),
+        "write a tombstone (null value) under KEY, e.g. trigger/acme/t-17: it deletes "
+        "that record as of now; repeatable",
+        metavar="KEY",
+        many=True,
+        env=None,
+    )
+
+    def check(self) -> None:
+        if self.file is None and not self.tombstone:
+            raise ConfigError("produce: give a FILE of JSON Lines, or --tombstone KEY")
+
+
+@dataclass(frozen=True, repr=False)
+class TailSettings(KafkaClientSettings):
+    topic: str = option(
+        Topics.transitions,
+        "topic to follow (default: the transitions topic)",
+        env="transitions_topic",
+        show_env=False,
+    )
+    from_beginning: bool = option(
+        False, "start at the oldest record, not the end", switch=True, env=None
+    )
+    max: int | None = option(None, "stop after N records", metavar="N", type=int, env=None)
+    timeout: float | None = option(
+        None, "stop after S seconds without a new record", metavar="S", type=float, env=None
+    )
+    raw: bool = option(False, "print the records as they are", switch=True, env=None)

@@ -7,16 +7,27 @@ spec's decision procedure step by step.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from struct import Struct
 from sys import intern
-from typing import Any
+from typing import Any, Protocol
 from zlib import crc32
 
 import msgspec
 
 from state.codes import LIFECYCLE, codes_for, params_match
+from state.engine import (
+    Decoder,
+    Encoder,
+    Letter,
+    Moved,
+    Outputs,
+    Routes,
+    key_group,
+    route_by_keys,
+)
 from state.model import (
+    NULL_RECORD,
     AutomationRecord,
     Decided,
     Event,
@@ -25,9 +36,10 @@ from state.model import (
     Rejection,
     Transition,
     item_key,
+    misrouted,
     transition_id,
 )
-from state.table import Candidate, TriggerTable
+from state.table import Candidate, PipelineView, TriggerTable
 
 DEFAULT_SEEN_WINDOW = 32
 """Event ids remembered per item to drop producer retries (8 bytes each)."""
@@ -45,6 +57,27 @@ NO_MATCH = Decided("no_match")
 DUPLICATE = Decided("duplicate")
 ITEM_DELETED = Decided("item_deleted")
 NO_PIPELINE = Decided("no_pipeline")
+REASONS = tuple(
+    d.reason
+    for d in (
+        CREATED,
+        UPDATED,
+        STAGE_CHANGED,
+        CONFIRMED,
+        DELETED,
+        NO_MATCH,
+        DUPLICATE,
+        ITEM_DELETED,
+        NO_PIPELINE,
+    )
+)
+"""Every reason of `Decided`, in the order the compiled board counts them."""
+
+# Why a candidate trigger did not apply, as told to a `DecisionObserver`.
+SAME_STAGE = "same_stage"
+BACKWARDS = "backwards"
+PARAMS = "params"
+CONDITION = "condition"
 
 _pack = Struct("<II").pack
 _LIFECYCLE_ONLY = LIFECYCLE - {"item.updated"}
@@ -119,13 +152,40 @@ def _shared(value: Any) -> Any:
     return intern(value) if type(value) is str and len(value) <= 32 else value
 
 
-class Board:
-    """The items of one key group and the trigger table they are decided against."""
+class DecisionObserver(Protocol):
+    """Told each step of a decision's candidate loop (`explain`); None on the hot path."""
 
-    def __init__(self, table: TriggerTable, seen_window: int = DEFAULT_SEEN_WINDOW) -> None:
+    def trying(self, code: str, view: PipelineView, position: int) -> None:
+        """The candidates of `code` are tried next, the item on stage `position`."""
+
+    def skipped(self, candidate: Candidate, reason: str, fields: Mapping[str, Any] | None) -> None:
+        """`candidate` did not apply for `reason`; `fields`: what its condition read."""
+
+
+class Board:
+    """The items of one key group and the trigger table they are decided against.
+
+    As an `Engine` (`decide_parcel`) it decodes records with `decode` and writes
+    transitions with `encode`, both handed in by the dataflow (`connectors.records`).
+    """
+
+    observer: DecisionObserver | None = None
+    """Set only to explain decisions: the same loop, reporting each candidate."""
+
+    def __init__(
+        self,
+        table: TriggerTable,
+        seen_window: int = DEFAULT_SEEN_WINDOW,
+        decode: Decoder | None = None,
+        encode: Encoder | None = None,
+        max_record_bytes: int = 1 << 20,
+    ) -> None:
         self.table = table
         self.items: dict[str, ItemState] = {}
         self.seen_window = seen_window
+        self.decode = decode
+        self.encode = encode
+        self.max_record_bytes = max_record_bytes
 
     def __len__(self) -> int:
         return len(self.items)
@@ -133,6 +193,85 @@ class Board:
     def apply(self, record: AutomationRecord) -> Rejection | None:
         """Apply an automation record to the table (`TriggerTable.apply`)."""
         return self.table.apply(record)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The board's state (`state.engine.Engine`); its pickled form."""
+        return dict(self.__dict__)
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.__init__(state["table"], state["seen_window"])  # type: ignore[misc]
+        self.__dict__.update(state)
+
+    __getstate__ = snapshot
+    __setstate__ = restore
+
+    def route(
+        self, keys: Sequence[bytes | None] | None, raws: list[bytes | None], groups: int
+    ) -> Routes:
+        """Keyed single-item records by their key; the caller decodes the others."""
+        return route_by_keys(keys, raws, groups)
+
+    def decide_parcel(
+        self, raws: list[bytes | None], records: Sequence[Any] | None, group: int, groups: int
+    ) -> Outputs:
+        """Decide event records of key group `group` in order (`state.engine.Engine`)."""
+        decode, encode = self.decode, self.encode
+        if decode is None or encode is None:
+            raise TypeError("Board.decide_parcel needs the decode and encode functions")
+        out = Outputs()
+        reasons: list[str] = []  # counted once at the end: cheaper than a Counter per event
+        add_reason = reasons.append
+        decide = self.decide
+        max_bytes = self.max_record_bytes
+        extra = 0
+        event: Any
+        for index, raw in enumerate(raws):
+            event = None if records is None else records[index]
+            decoded_here = event is None
+            if decoded_here:
+                event = NULL_RECORD if raw is None else decode(raw, max_bytes)
+                if type(event) is Rejection:
+                    out.dead_letters.append(Letter(index, 0, None, event))
+                    continue
+            items = event.items
+            if len(items) == 1:  # the common case, without the loop
+                ref = items[0]
+                key = item_key(event.tenant, ref.entity, ref.id)
+                # Routed by its Kafka key, undecoded: the key may name another item.
+                if decoded_here and groups > 1 and key_group(key, groups) != group:
+                    out.dead_letters.append(Letter(index, 0, key, misrouted(key)))
+                    continue
+                outcome = decide(event, ref, key)
+                if type(outcome) is Decided:
+                    add_reason(outcome.reason)
+                else:
+                    self._note(out, encode, index, 0, key, outcome)
+                continue
+            for item, ref in enumerate(items):
+                key = item_key(event.tenant, ref.entity, ref.id)
+                if groups > 1 and key_group(key, groups) != group:
+                    continue
+                if item == 0:  # the group of the first item counts the others once
+                    extra += len(items) - 1
+                outcome = decide(event, ref, key)
+                if type(outcome) is Decided:
+                    add_reason(outcome.reason)
+                else:
+                    self._note(out, encode, index, item, key, outcome)
+        out.tally.update(reasons)
+        if extra:
+            out.tally["extra_items"] += extra
+        return out
+
+    @staticmethod
+    def _note(
+        out: Outputs, encode: Encoder, index: int, item: int, key: str, outcome: Outcome
+    ) -> None:
+        """A transition or a dead letter of one (event, item)."""
+        if type(outcome) is Transition:
+            out.transitions.append(Moved(index, item, key, encode(outcome)))
+        else:
+            out.dead_letters.append(Letter(index, item, key, outcome))  # type: ignore[arg-type]
 
     def decide(self, event: Event, ref: ItemRef, key: str | None = None) -> Outcome:
         """Apply one event to one item it names (`key`: its item key); at most one move."""
@@ -234,21 +373,31 @@ class Board:
         if changes:
             self._apply_changes(state, changes)
         by_code = view.by_code
-        if by_code:
+        observer = self.observer
+        if by_code or observer is not None:
             fields: dict[str, Any] | None = None
             for code in codes_for(etype, data):
+                if observer is not None:
+                    observer.trying(code, view, position)
                 for candidate in by_code.get(code, ()):
                     if candidate.position == position or (
                         candidate.position < position and not candidate.trigger.allow_backwards
                     ):
+                        if observer is not None:
+                            same = candidate.position == position
+                            observer.skipped(candidate, SAME_STAGE if same else BACKWARDS, None)
                         continue
                     trigger = candidate.trigger
                     if trigger.params and not params_match(trigger.params, data):
+                        if observer is not None:
+                            observer.skipped(candidate, PARAMS, None)
                         continue
                     if trigger.condition is not None:
                         if fields is None:
                             fields = state.field_map()
                         if not trigger.condition.holds(fields, data):
+                            if observer is not None:
+                                observer.skipped(candidate, CONDITION, fields)
                             continue
                     return self._move(event, ref, state, position, candidate)
         return UPDATED if changes is not None else NO_MATCH

@@ -69,6 +69,22 @@ PARAMS: dict[str, dict[str, str]] = {
 REQUIRED_PARAMS: dict[str, tuple[str, ...]] = {"WEBHOOK": ("code",), "APP": ("app_id", "code")}
 TRIGGER_CODES = frozenset(PARAMS)
 
+PARAM_RULES = ("eq", "prefix", "substring", "fields", "any_field")
+"""How a param matches (`params_match`); "any_field" is FIELD_CHANGED without fields."""
+
+DATA_CHOSEN_CODES = ("RESP_CHANGED", "FIELD_CHANGED", "WEBFORM", "CALLBACK")
+"""Codes an event's data chooses between (`codes_for`): the rest map one-to-one."""
+
+
+def type_table() -> tuple[list[tuple[str, list[str]]], list[str]]:
+    """The table the compiled board is handed (`crm_triggers_native.configure`).
+
+    Every event type with the codes it fires one-to-one (none for lifecycle events
+    and forms, whose codes their data chooses), and every trigger code.
+    """
+    types = [(t, list(_SIMPLE_CODES.get(t, ()))) for t in sorted(EVENT_TYPES)]
+    return types, list(PARAMS)
+
 
 def codes_for(event_type: str, data: Mapping[str, Any]) -> tuple[str, ...]:
     """The codes an event can fire, in the order they are tried."""

@@ -15,23 +15,6 @@ from typing import Any
 
 import orjson
 
-OPERATORS = frozenset(
-    {
-        "=",
-        "!=",
-        ">",
-        ">=",
-        "<",
-        "<=",
-        "in",
-        "!in",
-        "contain",
-        "!contain",
-        "empty",
-        "!empty",
-        "between",
-    }
-)
 EVENT_PREFIX = "event."
 
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
@@ -131,6 +114,8 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "!empty": lambda f, v: not is_empty(f),
     "between": _op_between,
 }
+OPERATORS = frozenset(_OPS)
+"""A new operator: a line in `_OPS` (and its value's shape in `_parse_clause`, if any)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,11 +129,13 @@ class Clause:
         return self.field.startswith(EVENT_PREFIX)
 
     def holds(self, fields: Mapping[str, Any], event_data: Mapping[str, Any]) -> bool:
+        return _OPS[self.op](self.actual(fields, event_data), self.value)
+
+    def actual(self, fields: Mapping[str, Any], event_data: Mapping[str, Any]) -> Any:
+        """The value the clause reads: the item's field, or the event's data for `event.`."""
         if self.field.startswith(EVENT_PREFIX):
-            actual = event_data.get(self.field[len(EVENT_PREFIX) :])
-        else:
-            actual = fields.get(self.field)
-        return _OPS[self.op](actual, self.value)
+            return event_data.get(self.field[len(EVENT_PREFIX) :])
+        return fields.get(self.field)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +150,19 @@ class Condition:
         return any(
             all(clause.holds(fields, event_data) for clause in group) for group in self.groups
         )
+
+    def failed_clauses(
+        self, fields: Mapping[str, Any], event_data: Mapping[str, Any]
+    ) -> list[tuple[int, Clause, Any]]:
+        """Why the condition does not hold: per group, the first clause that fails (where
+        `holds` stops) as (group index, clause, the value it read). Empty when it holds."""
+        failed = []
+        for index, group in enumerate(self.groups):
+            clause = next((c for c in group if not c.holds(fields, event_data)), None)
+            if clause is None:
+                return []
+            failed.append((index, clause, clause.actual(fields, event_data)))
+        return failed
 
     @property
     def item_fields(self) -> frozenset[str]:

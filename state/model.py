@@ -143,6 +143,15 @@ def item_key(tenant: str, entity: str, item_id: str) -> str:
     return f"{tenant}/{entity}/{item_id}"
 
 
+def misrouted(key: str) -> Rejection:
+    """Why an event keyed to one key group names an item of another."""
+    return Rejection(
+        "invalid_record",
+        f"Kafka key: the record's key does not name its item {key} (expected the key "
+        f"{key!r}: events are keyed tenant/entity/id of their item)",
+    )
+
+
 def transition_id(tenant: str, entity: str, item_id: str, event_id: str) -> str:
     """A pure function of (tenant, entity, item id, event id), so replays repeat it."""
     return str(uuid.uuid5(TRANSITION_NAMESPACE, f"{tenant}\x1f{entity}\x1f{item_id}\x1f{event_id}"))

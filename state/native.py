@@ -9,7 +9,10 @@ does not own it asks of this module, so that each rule keeps a single source:
 - the trigger table stays the Python `TriggerTable`: the native board asks for a
   pipeline's view with the interval of time in which it holds, and keeps it until
   the table changes;
-- params it cannot read natively and trigger conditions are evaluated here.
+- params it cannot read natively and trigger conditions are evaluated here;
+- the table of event types and codes is `state.codes`': it is handed to the module
+  at import, which must also know the same operators, param rules, reasons and note
+  kinds, or the compiled engine is unavailable (`problem()` says why).
 
 `Board` in `state.board` stays the reference: the tests hold both to the same
 outputs, record by record.
@@ -18,74 +21,111 @@ outputs, record by record.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
 
-from state.board import DEFAULT_SEEN_WINDOW, ECHO_WINDOW, Board
-from state.codes import params_match
-from state.model import NULL_RECORD, AutomationRecord, Event, Rejection, Trigger
+from state.board import DEFAULT_SEEN_WINDOW, ECHO_WINDOW, REASONS, Board
+from state.codes import (
+    DATA_CHOSEN_CODES,
+    LIFECYCLE,
+    NEVER_WATCHED,
+    PARAM_RULES,
+    params_match,
+    type_table,
+)
+from state.conditions import OPERATORS
+from state.engine import Decoder, Letter, Moved, Outputs, Routes
+from state.model import NULL_RECORD, AutomationRecord, Event, Rejection, Trigger, misrouted
 from state.table import PipelineView, TriggerTable
-
-try:
-    from crm_triggers_native import NativeBoard as _Core
-    from crm_triggers_native import route_batch as _route_batch
-except ImportError:  # pragma: no cover - reported by `available()` and the settings check
-    _Core = _route_batch = None
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _FIRST = datetime.min.replace(tzinfo=UTC)
 _LAST = datetime.max.replace(tzinfo=UTC)
 
-Decoder = Callable[[bytes, int], Event | Rejection]
-"""bytes, max record bytes -> the event or why it is not one (`connectors.records.decode_event`)."""
+NOTE_KINDS = ("transition", "rejected", "unknown_item", "unknown_stage", "misrouted")
+"""Kinds of the notes `decide_batch` returns, by their number."""
+TRANSITION, REJECTED, UNKNOWN_ITEM, UNKNOWN_STAGE, MISROUTED = range(len(NOTE_KINDS))
 
-REASONS = (
-    "created",
-    "updated",
-    "stage_changed",
-    "confirmed",
-    "deleted",
-    "no_match",
-    "duplicate",
-    "item_deleted",
-    "no_pipeline",
-)
-"""Reasons of the counts `decide_batch` returns, in their order."""
 
-# Kinds of the notes `decide_batch` returns.
-TRANSITION, REJECTED, UNKNOWN_ITEM, UNKNOWN_STAGE, MISROUTED = range(5)
+def _mismatch(module: Any) -> str | None:
+    """Why the compiled module does not know our vocabulary, or None when it does."""
+    ours: dict[str, Any] = {
+        "OPERATORS": sorted(OPERATORS),
+        "PARAM_RULES": list(PARAM_RULES),
+        "REASONS": list(REASONS),
+        "NOTE_KINDS": list(NOTE_KINDS),
+        "SPECIAL_TYPES": sorted(LIFECYCLE | {"form.submitted"}),
+        "SPECIAL_CODES": sorted(DATA_CHOSEN_CODES),
+        "NEVER_WATCHED": sorted(NEVER_WATCHED),
+    }
+    for name, expected in ours.items():
+        theirs = getattr(module, name, None)
+        if theirs is None:
+            return f"it has no {name}"
+        known = list(theirs) if name in ("PARAM_RULES", "REASONS", "NOTE_KINDS") else sorted(theirs)
+        if known != expected:
+            return f"its {name} {known} differ from Python's {expected}"
+    try:
+        module.configure(*type_table())
+    except ValueError as error:
+        return f"it refused the table of event types and codes: {error}"
+    return None
+
+
+_PROBLEM: str | None
+try:
+    import crm_triggers_native
+except ImportError:  # pragma: no cover - reported by `available()` and the settings check
+    _PROBLEM = "crm_triggers_native is not installed: run `make install` (needs cargo)"
+else:
+    _PROBLEM = _mismatch(crm_triggers_native)
+    if _PROBLEM is not None:
+        _PROBLEM = (
+            f"crm_triggers_native does not match this Python code ({_PROBLEM}): "
+            "rebuild it with `make install`"
+        )
 
 
 def rejection_of(kind: int, key: str, payload: Any) -> Rejection:
-    """The dead letter's reason of a note that is not a transition (nor MISROUTED)."""
+    """The dead letter's reason of a note that is not a transition."""
     if kind == REJECTED:
         return Rejection(*payload)
     if kind == UNKNOWN_ITEM:
         return Board.unknown_item(key)
     if kind == UNKNOWN_STAGE:
         return Board.unknown_stage(key, *payload)
+    if kind == MISROUTED:
+        return misrouted(key)
     raise ValueError(f"not a note of a rejection: kind {kind}")
 
 
 def route_batch(
     keys: Sequence[bytes | None] | None, raws: list[bytes | None], groups: int
-) -> tuple[dict[int, list[int]], list[int]]:
+) -> Routes:
     """Record indexes by key group, and those left for Python to place.
 
     A record keyed by its single item goes to its key's group undecoded; any other
     is decoded natively to find its items' groups; a record that does not decode
     natively (or has no bytes) is left over.
     """
-    return _route_batch(keys if keys is None or type(keys) is list else list(keys), raws, groups)
+    assert _PROBLEM is None, _PROBLEM
+    return crm_triggers_native.route_batch(
+        keys if keys is None or type(keys) is list else list(keys), raws, groups
+    )
 
 
 def available() -> bool:
-    """Whether the compiled module is installed (`make install` builds it)."""
-    return _Core is not None
+    """Whether the compiled module is installed (`make install` builds it) and matches."""
+    return _PROBLEM is None
+
+
+def problem() -> str | None:
+    """Why the compiled engine is not available, or None."""
+    return _PROBLEM
 
 
 def micros(at: datetime) -> int:
@@ -118,16 +158,13 @@ class NativeBoard:
         seen_window: int = DEFAULT_SEEN_WINDOW,
         max_record_bytes: int = 1 << 20,
     ) -> None:
-        if _Core is None:
-            raise ImportError(
-                "crm_triggers_native is not installed: run `make install` (needs cargo), "
-                "or choose the Python engine"
-            )
+        if _PROBLEM is not None:
+            raise ImportError(f"{_PROBLEM}; or choose the Python engine")
         self.table = table
         self.decode = decode
         self.seen_window = seen_window
         self.max_record_bytes = max_record_bytes
-        self.core = _Core(seen_window, ECHO_WINDOW, self)
+        self.core = crm_triggers_native.NativeBoard(seen_window, ECHO_WINDOW, self)
         self.core.set_watched(sorted(table.watched_fields))
         self._last: tuple[bytes, Event] | None = None
 
@@ -138,6 +175,29 @@ class NativeBoard:
             self.core.clear_views()
             self.core.set_watched(sorted(self.table.watched_fields))
         return rejection
+
+    def route(
+        self, keys: Sequence[bytes | None] | None, raws: list[bytes | None], groups: int
+    ) -> Routes:
+        """`route_batch`: the records the compiled decoder does not take are left over."""
+        return route_batch(keys, raws, groups)
+
+    def decide_parcel(
+        self, raws: list[bytes | None], records: Sequence[Any] | None, group: int, groups: int
+    ) -> Outputs:
+        """Decide event records in order (`state.engine.Engine`); `records` are not needed."""
+        counts, extra, notes = self.decide_batch(raws, group, groups)
+        out = Outputs()
+        for index, item, key_or_none, kind, payload in notes:
+            if kind == TRANSITION:
+                out.transitions.append(Moved(index, item, key_or_none or "", payload))
+            else:
+                rejection = rejection_of(kind, key_or_none or "", payload)
+                out.dead_letters.append(Letter(index, item, key_or_none, rejection))
+        out.tally.update({r: n for r, n in zip(REASONS, counts, strict=True) if n})
+        if extra:
+            out.tally["extra_items"] += extra
+        return out
 
     def decide_batch(
         self, raws: list[bytes | None], group: int = 0, groups: int = 1
@@ -211,7 +271,7 @@ class NativeBoard:
 
     # Snapshots --------------------------------------------------------------------------
 
-    def __getstate__(self) -> dict[str, Any]:
+    def snapshot(self) -> dict[str, Any]:
         return {
             "table": self.table,
             "decode": self.decode,
@@ -220,11 +280,14 @@ class NativeBoard:
             "items": self.core.dump(),
         }
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
+    def restore(self, state: dict[str, Any]) -> None:
         self.__init__(  # type: ignore[misc]
             state["table"], state["decode"], state["seen_window"], state["max_record_bytes"]
         )
         self.core.load(state["items"])
+
+    __getstate__ = snapshot
+    __setstate__ = restore
 
 
 def _plain(view: PipelineView) -> tuple[list[str], list[tuple[Any, ...]]]:

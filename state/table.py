@@ -96,6 +96,17 @@ class TriggerTable:
         self._last[(tenant, entity, category)] = span  # type: ignore[assignment]
         return span  # type: ignore[return-value]
 
+    def trigger_versions(self, tenant: str) -> dict[str, list[tuple[datetime, Trigger | None]]]:
+        """Every kept version of the tenant's triggers by id, oldest first (None: deleted).
+
+        What `explain` shows of triggers that are not candidates (not in force yet, deleted);
+        a what-if table keeps the latest version only, in force from the beginning.
+        """
+        return {
+            key[1]: [(at, value) for at, _, value in self._triggers[key]]  # type: ignore[misc]
+            for key in sorted(self._tenant_triggers.get(tenant, ()))
+        }
+
     def _check_trigger(self, trigger: Trigger) -> Rejection | None:
         """The trigger's stage must be in its pipeline, when the pipeline is known.
 

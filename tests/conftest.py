@@ -1,7 +1,14 @@
-"""Shared fixtures: write JSON Lines inputs and run the replay flow in-process."""
+"""Shared fixtures: write JSON Lines inputs and run the replay flow in-process.
+
+Hypothesis runs under the `ci` profile unless HYPOTHESIS_PROFILE names another: no
+per-example deadline (a busy shared 2-core machine makes 200 ms deadlines flake), no
+database, the reproducing blob printed on failure. `dev` keeps Hypothesis's deadline for
+those who want to see slow examples.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,10 +17,21 @@ from typing import Any
 import orjson
 import pytest
 from bytewax.testing import cluster_main, run_main
+from hypothesis import HealthCheck, settings
 
 from connectors.summary import Summary
 from flows.replay import replay_flow
 from flows.settings import ReplaySettings
+
+settings.register_profile(
+    "ci",
+    deadline=None,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", deadline=200)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def jsonl(lines: Iterable[Any]) -> bytes:

@@ -13,42 +13,41 @@ pub struct Unsure;
 
 type Answer<T> = Result<T, Unsure>;
 
-#[derive(Clone, Copy)]
-pub enum Op {
-    Eq,
-    Ne,
-    Gt,
-    Ge,
-    Lt,
-    Le,
-    In,
-    NotIn,
-    Contain,
-    NotContain,
-    Empty,
-    NotEmpty,
-    Between,
+/// The operators: one line each, its variant and its name (`state.conditions.OPERATORS`).
+macro_rules! operators {
+    ($($variant:ident = $name:literal),* $(,)?) => {
+        #[derive(Clone, Copy)]
+        pub enum Op {
+            $($variant),*
+        }
+
+        impl Op {
+            pub const NAMES: &'static [&'static str] = &[$($name),*];
+
+            pub fn parse(op: &str) -> Option<Op> {
+                Some(match op {
+                    $($name => Op::$variant,)*
+                    _ => return None,
+                })
+            }
+        }
+    };
 }
 
-impl Op {
-    pub fn parse(op: &str) -> Option<Op> {
-        Some(match op {
-            "=" => Op::Eq,
-            "!=" => Op::Ne,
-            ">" => Op::Gt,
-            ">=" => Op::Ge,
-            "<" => Op::Lt,
-            "<=" => Op::Le,
-            "in" => Op::In,
-            "!in" => Op::NotIn,
-            "contain" => Op::Contain,
-            "!contain" => Op::NotContain,
-            "empty" => Op::Empty,
-            "!empty" => Op::NotEmpty,
-            "between" => Op::Between,
-            _ => return None,
-        })
-    }
+operators! {
+    Eq = "=",
+    Ne = "!=",
+    Gt = ">",
+    Ge = ">=",
+    Lt = "<",
+    Le = "<=",
+    In = "in",
+    NotIn = "!in",
+    Contain = "contain",
+    NotContain = "!contain",
+    Empty = "empty",
+    NotEmpty = "!empty",
+    Between = "between",
 }
 
 /// One clause: a field of the item, or (`event`) a key of the event's data.

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import Field
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
-from flows.cli import main
+from flows.cli import COMMANDS, main, parser
+from flows.options import Option, Settings, env_name
+from flows.settings import LiveSettings, ReplaySettings
 from tests.conftest import jsonl
 from tests.flows.test_replay_flow import PIPELINE, WEBFORM, created, form
 
@@ -145,3 +149,103 @@ def test_several_event_logs_are_merged_by_time(logs: Path) -> None:
         == 0
     )
     assert len(out.read_bytes().splitlines()) == 1
+
+
+# Options: one declaration gives the flag, the variable and the help ----------------------
+
+COMMAND_SETTINGS = sorted(
+    {(name, command.settings) for name, command in COMMANDS.items()}, key=lambda pair: pair[0]
+)
+
+
+def option_fields(settings: type[Settings]) -> list[tuple[Field[Any], Option]]:
+    return list(settings.options())
+
+
+@pytest.mark.parametrize(("name", "settings"), COMMAND_SETTINGS)
+def test_help_names_each_option_and_the_variable_it_reads(
+    name: str, settings: type[Settings], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main([*name.split(), "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    for f, spec in option_fields(settings):
+        flag_name = f.name if spec.positional else settings.flag_of(f, spec)
+        assert flag_name in shown
+        variable = settings.variable(f, spec)
+        if variable and spec.cli_env and spec.show_env:
+            assert variable in shown, f"{name}: {flag_name} does not name {variable}"
+
+
+LIVE_VALUES = {
+    "brokers": "a:1,b:2",
+    "kafka_config": None,
+    "events_topic": "in",
+    "automation_topic": "rules",
+    "transitions_topic": "moves",
+    "dead_letter_topic": "bad",
+    "recovery_dir": "/tmp/recovery",
+    "recovery_partitions": "3",
+    "snapshot_interval": "5",
+    "backup_interval": "7",
+    "workers": "2",
+    "process_id": "1",
+    "start_from": "end",
+    "batch_size": "1024",
+    "summary_interval": "2.5",
+    "key_groups": "8",
+    "seen_window": "16",
+    "max_record_bytes": "2048",
+    "engine": "python",
+}
+
+
+def test_a_variable_and_its_flag_give_the_same_setting() -> None:
+    env = {env_name(k): v for k, v in LIVE_VALUES.items() if v is not None}
+    env |= {
+        "CRM_TRIGGERS_KAFKA_OPTIONS": "client.id=x;linger.ms=7",
+        "CRM_TRIGGERS_ADDRESSES": "h1:2101;h2:2101",
+        "CRM_TRIGGERS_UNTIL_END": "yes",
+    }
+    argv = ["run"]
+    for k, v in LIVE_VALUES.items():
+        if v is not None:
+            argv += ["--" + k.replace("_", "-"), v]
+    argv += ["--kafka-option", "client.id=x", "--kafka-option", "linger.ms=7"]
+    argv += ["--addresses", "h1:2101;h2:2101", "--until-end"]
+    from_env = LiveSettings.from_env(env)
+    from_flags = LiveSettings.from_args(parser().parse_args(argv), {})
+    assert from_flags == from_env
+    assert from_env.kafka_options == {"client.id": "x", "linger.ms": "7"}
+    assert (from_env.workers, from_env.summary_interval, from_env.until_end) == (2, 2.5, True)
+    assert from_env.addresses == ("h1:2101", "h2:2101")
+
+
+def test_a_flag_wins_over_its_variable_and_a_repeatable_flag_replaces_the_list() -> None:
+    env = {
+        "CRM_TRIGGERS_BROKERS": "env:1",
+        "CRM_TRIGGERS_WORKERS": "4",
+        "CRM_TRIGGERS_KAFKA_OPTIONS": "client.id=env",
+    }
+    args = parser().parse_args(["run", "--brokers", "flag:2", "--kafka-option", "linger.ms=1"])
+    settings = LiveSettings.from_args(args, env)
+    assert settings.brokers == "flag:2"
+    assert settings.workers == 4
+    assert settings.kafka_options == {"linger.ms": "1"}
+
+
+def test_replay_files_come_from_flags_only_on_the_command_line(logs: Path) -> None:
+    env = {"CRM_TRIGGERS_OUT": str(logs / "elsewhere.jsonl"), "CRM_TRIGGERS_SEEN_WINDOW": "9"}
+    args = parser().parse_args(
+        ["replay", "--automation", "a.jsonl", "--events", "e.jsonl", "--engine", "python"]
+    )
+    settings = ReplaySettings.from_args(args, env)
+    assert (settings.out, settings.seen_window, settings.key_groups) == ("-", 9, 1)
+    assert ReplaySettings.from_env(
+        {**env, "CRM_TRIGGERS_AUTOMATION": "a", "CRM_TRIGGERS_EVENTS": "e"}
+    ).out == str(logs / "elsewhere.jsonl")
+
+
+def test_an_empty_variable_is_the_default() -> None:
+    settings = LiveSettings.from_env({"CRM_TRIGGERS_BROKERS": "h:1", "CRM_TRIGGERS_WORKERS": ""})
+    assert settings.workers == 1

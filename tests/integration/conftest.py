@@ -86,7 +86,8 @@ def make_topics(kafka: KafkaSettings) -> Iterator[Callable[..., Topics]]:
         return topics
 
     yield make
-    delete_topics(kafka, [name for topics in made for name in topics.all()])
+    if made:
+        delete_topics(kafka, [name for topics in made for name in topics.all()])
 
 
 def produce_lines(

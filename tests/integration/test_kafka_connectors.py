@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 
 
 def read_batches(part: Any, want: int, timeout: float = 20.0) -> list[RawBatch]:
-    """Batches until `want` records (a marker counts as one) or the partition ends."""
+    """Batches until `want` records (a marker counts as one); a partition ending first fails."""
     batches: list[RawBatch] = []
     deadline = time.monotonic() + timeout
     while sum(max(1, len(b.values)) for b in batches) < want:
@@ -33,9 +33,22 @@ def read_batches(part: Any, want: int, timeout: float = 20.0) -> list[RawBatch]:
         try:
             batches.extend(part.next_batch())
         except StopIteration:
-            break
+            raise AssertionError(f"the partition ended before {want} records: {batches}") from None
         time.sleep(0.01)
     return batches
+
+
+def read_to_end(part: Any, timeout: float = 20.0) -> list[RawBatch]:
+    """Batches until the partition says it has ended (StopIteration); fails on a timeout."""
+    batches: list[RawBatch] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        assert time.monotonic() < deadline, f"the partition did not end; read {batches}"
+        try:
+            batches.extend(part.next_batch())
+        except StopIteration:
+            return batches
+        time.sleep(0.01)
 
 
 def test_events_partition_resumes_after_the_last_record_it_emitted(
@@ -55,9 +68,9 @@ def test_events_partition_resumes_after_the_last_record_it_emitted(
     again = EventsPartition(kafka, topics.events, 0, resume, batch_size=4, until_end=True)
     rest = [v for b in read_batches(again, 10 - resume) for v in b.values]
     assert emitted + rest == [b"%d" % n for n in range(10)]
-    with pytest.raises(StopIteration):
+    assert read_to_end(again, timeout=5) == []
+    with pytest.raises(AssertionError, match="ended before 1 records"):
         read_batches(again, 1, timeout=5)
-        again.next_batch()
     again.close()
 
 

@@ -7,6 +7,10 @@ Public API
 ----------
 ``decide(automation, events, what_if=False, max_record_bytes=1<<20) -> (transitions, dead_letters)``
 
+The windows of docs/decisions.md ("Duplicates", "Echoes") are ``SEEN_WINDOW`` and
+``ECHO_WINDOW`` below, in one place: a change of the documented windows is a one-line edit
+here (and ``Oracle``/``decide`` take them as arguments for tests of other widths).
+
 ``Oracle`` is the same engine, fed one event at a time (``Oracle.feed``); ``decide`` is a thin
 wrapper around it.
 
@@ -23,16 +27,18 @@ Records and parsing
     skipped without a dead letter, but it still occupies its index.
  4. Valid JSON that is not an object: ``invalid_record`` for events, ``invalid_automation`` for
     automation records. Every other problem with an automation record is ``invalid_automation``.
- 5. Ids (tenant, event id, item id, category, stage ids, trigger id, transition_id, param values)
-    are non-empty strings or integers (read as their decimal string). Booleans, floats and the
-    empty string are not ids. ``tenant`` absent or null = "default". Entity is a non-empty string
-    (an integer is not accepted).
+ 5. Ids (event id, item id, category, stage ids, trigger id, transition_id, param values)
+    are non-empty strings or integers (read as their decimal string); a float that is a whole
+    number (``12.0``) is read as ``"12"`` (docs/decisions.md, "Ids"). Booleans, other floats
+    and the empty string are not ids. ``tenant`` and ``entity`` are names: a non-empty string
+    without ``/`` (they form keys); ``tenant`` absent or null = "default".
  6. ``category`` absent or null = "0" on pipelines and triggers. For an item created without a
     category (``item.created``, unknown item seen via ``item.stage_changed``, hint without a
     category) the category is the item reference's hint category if any, else "0".
- 7. Times: RFC 3339 ``YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)``; ``T``/``Z`` may be lower
-    case; no space separator; a time without a zone is invalid. Times compare as instants with
-    full fractional precision. ``occurred_at`` is echoed as the original string.
+ 7. Times: read as docs/decisions.md says ("Times"): Python's ISO 8601 reader
+    (``datetime.fromisoformat``), which takes RFC 3339 and a few other ISO forms
+    (``20261125T100000Z``, a space for ``T``); a time without a zone is invalid. Times compare
+    as instants to the microsecond. ``occurred_at`` is echoed as the original string.
  8. ``updated_at`` absent or null = in force from the beginning of time.
  9. Events: generic checks first, in this order: ``id``, ``type`` (must be a string),
     ``occurred_at``, ``tenant``, ``item``/``items``, ``data`` -> ``invalid_record``; then an
@@ -40,8 +46,8 @@ Records and parsing
     ``invalid_record``. Record-level dead letters have ``item`` = None.
 10. Exactly one of ``item`` / ``items`` (non-null) must be present, else ``invalid_record``.
     ``items`` must be a non-empty list. One malformed item reference makes the whole record
-    ``invalid_record``. An item named twice in ``items`` is, the second time, a duplicate
-    (rule 10 of the spec) and is ignored.
+    ``invalid_record``. An item named twice in ``items`` is decided once, by its first
+    mention (docs/decisions.md, "``item`` and ``items``"); the later mentions are not outcomes.
 11. ``data`` absent or null = {}; otherwise it must be an object. Type-specific requirements:
     ``item.created`` needs ``data.stage`` (id); ``data.category`` optional id; ``data.fields``
     optional object. ``item.updated`` needs ``data.changes`` (object, may be empty).
@@ -83,9 +89,11 @@ Automation table
 
 Deciding an event, per item
 
-19. Duplicate check first: (tenant, entity, item id, event id) already seen -> ignored (counted).
-    Every outcome except a dead letter marks the key as seen, including counted no-ops
-    (deleted item, missing pipeline, no trigger matched) and lifecycle events.
+19. Duplicate check first: (tenant, entity, item id, event id) among the item's last
+    ``SEEN_WINDOW`` seen event ids -> ignored (counted). Every outcome except a dead letter and
+    a duplicate marks the id as seen, including counted no-ops (deleted item, missing pipeline,
+    no trigger matched) and lifecycle events; a repeat older than the window is decided again
+    (docs/decisions.md, "Duplicates"). Seen ids survive ``item.deleted`` and ``item.created``.
 20. ``item.created`` always (re)creates a live item with the given category, stage and fields,
     replacing any previous or deleted state. It is never ``unknown_stage`` (it fires nothing).
 21. ``item.deleted``: a live item becomes deleted; an unknown item is recorded as deleted (so its
@@ -94,10 +102,12 @@ Deciding an event, per item
     including ``item.stage_changed``, ``item.updated`` (its field changes are NOT applied) and
     ``item.deleted``; hints are ignored.
 23. ``item.stage_changed`` on an unknown item creates it live (fields {}). On a live item:
-    if ``transition_id`` is the id of a transition this job emitted FOR THIS ITEM and the event
-    names that transition's ``to_stage`` (and its category, if a category is given), it is a
-    confirmation and changes nothing (so a late echo of an older transition does NOT move the
-    item back to the older stage). Otherwise (no transition_id, an unknown id, or another stage)
+    if ``transition_id`` is the id of one of the last ``ECHO_WINDOW`` transitions this job
+    emitted FOR THIS ITEM and the event names that transition's ``to_stage`` (its category is
+    not compared), it is a confirmation and changes nothing (so a late echo of a recent
+    transition does NOT move the item back to the older stage; an echo older than the window is
+    a CRM move, docs/decisions.md "Echoes"). The window survives ``item.deleted`` and
+    ``item.created``. Otherwise (no transition_id, an unknown id, or another stage)
     the item adopts ``data.stage`` and, if given, ``data.category``. Stages are not checked
     against the pipeline.
 24. ``item.updated``: field changes are merged into the item's fields (a null value sets the
@@ -167,13 +177,18 @@ import copy
 import datetime as _dt
 import re
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
 import orjson
+
+SEEN_WINDOW = 32
+"""Event ids remembered per item to drop producer retries (docs/decisions.md, "Duplicates")."""
+ECHO_WINDOW = 4
+"""Transitions remembered per item to recognise their echoes (docs/decisions.md, "Echoes")."""
 
 TRANSITION_NAMESPACE = uuid.UUID("5b1f3c2e-8d4a-4f0e-9c6b-2a7e1d9f4b30")
 DEFAULT_MAX_RECORD_BYTES = 1 << 20
@@ -264,9 +279,23 @@ def parse_id(value: Any, name: str) -> str:
         raise RecordError(f"{name}: must be a string or integer id, got a boolean")
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
     if isinstance(value, str) and value != "":
         return value
     raise RecordError(f"{name}: must be a non-empty string or integer id")
+
+
+def parse_name(value: Any, name: str) -> str:
+    """A tenant or entity: a non-empty string without '/' (it is part of keys)."""
+    if not isinstance(value, str) or value == "" or "/" in value:
+        raise RecordError(f"{name}: must be a non-empty string without '/'")
+    return value
+
+
+def tenant_of(obj: dict) -> str:
+    value = obj.get("tenant")
+    return "default" if value is None else parse_name(value, "tenant")
 
 
 def opt_id(obj: dict, key: str, name: str) -> str | None:
@@ -276,37 +305,21 @@ def opt_id(obj: dict, key: str, name: str) -> str | None:
     return parse_id(value, name)
 
 
-_TIME_RE = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
-)
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
 
 
 def parse_time(value: Any, name: str) -> Fraction:
-    """RFC 3339 with a zone -> seconds since the epoch as an exact Fraction."""
+    """An ISO 8601 time with a zone (choice 7) -> seconds since the epoch, exactly."""
     if not isinstance(value, str):
-        raise RecordError(f"{name}: must be an RFC 3339 time string")
-    m = _TIME_RE.match(value)
-    if not m:
-        raise RecordError(f"{name}: not an RFC 3339 time with a zone: {value!r}")
-    year, month, day, hour, minute, second = (int(m.group(i)) for i in range(1, 7))
-    frac = m.group(7)
-    zone = m.group(8)
+        raise RecordError(f"{name}: must be a time string")
     try:
-        base = _dt.datetime(year, month, day, hour, minute, second, tzinfo=_dt.UTC)
-    except ValueError as exc:
-        raise RecordError(f"{name}: invalid date/time {value!r}: {exc}") from None
-    offset = 0
-    if zone not in ("Z", "z"):
-        sign = 1 if zone[0] == "+" else -1
-        oh, om = int(zone[1:3]), int(zone[4:6])
-        if oh > 23 or om > 59:
-            raise RecordError(f"{name}: invalid zone offset {zone!r}")
-        offset = sign * (oh * 3600 + om * 60)
-    seconds = Fraction(int((base - _EPOCH).total_seconds()) - offset)
-    if frac:
-        seconds += Fraction(int(frac[1:]), 10 ** (len(frac) - 1))
-    return seconds
+        moment = _dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise RecordError(f"{name}: not an ISO 8601 time: {value!r}") from None
+    if moment.tzinfo is None:
+        raise RecordError(f"{name}: time without a zone: {value!r}")
+    delta = moment - _EPOCH
+    return Fraction(delta.days * 86400 + delta.seconds) + Fraction(delta.microseconds, 10**6)
 
 
 def opt_time(obj: dict, key: str, name: str) -> Fraction | None:
@@ -493,10 +506,8 @@ def pick_version(versions: list[Version], t: Fraction | None) -> dict | None:
 
 
 def validate_pipeline(obj: dict) -> tuple[tuple[str, str, str], bool, dict | None]:
-    tenant = opt_id(obj, "tenant", "tenant") or "default"
-    entity = obj.get("entity")
-    if not isinstance(entity, str) or entity == "":
-        raise RecordError("entity: missing or not a non-empty string")
+    tenant = tenant_of(obj)
+    entity = parse_name(obj.get("entity"), "entity")
     category = opt_id(obj, "category", "category") or "0"
     deleted = obj.get("deleted", False)
     if not isinstance(deleted, bool):
@@ -524,7 +535,7 @@ def validate_pipeline(obj: dict) -> tuple[tuple[str, str, str], bool, dict | Non
 
 
 def validate_trigger(obj: dict) -> tuple[tuple[str, str], bool, dict | None]:
-    tenant = opt_id(obj, "tenant", "tenant") or "default"
+    tenant = tenant_of(obj)
     tid = parse_id(obj.get("id"), "id")
     deleted = obj.get("deleted", False)
     if not isinstance(deleted, bool):
@@ -532,9 +543,7 @@ def validate_trigger(obj: dict) -> tuple[tuple[str, str], bool, dict | None]:
     key = (tenant, tid)
     if deleted:
         return key, True, None
-    entity = obj.get("entity")
-    if not isinstance(entity, str) or entity == "":
-        raise RecordError("entity: missing or not a non-empty string")
+    entity = parse_name(obj.get("entity"), "entity")
     category = opt_id(obj, "category", "category") or "0"
     stage = parse_id(obj.get("stage"), "stage")
     code = obj.get("code")
@@ -619,7 +628,7 @@ def validate_event(obj: Any) -> tuple[str, str] | Event:
             raise RecordError("type: missing or not a string")
         occurred_raw = obj.get("occurred_at")
         t = parse_time(occurred_raw, "occurred_at")
-        tenant = opt_id(obj, "tenant", "tenant") or "default"
+        tenant = tenant_of(obj)
         item, items = obj.get("item"), obj.get("items")
         if item is not None and items is not None:
             raise RecordError("item/items: only one of them may be given")
@@ -635,9 +644,7 @@ def validate_event(obj: Any) -> tuple[str, str] | Event:
         for name, r in raw_refs:
             if not isinstance(r, dict):
                 raise RecordError(f"{name}: must be an object")
-            entity = r.get("entity")
-            if not isinstance(entity, str) or entity == "":
-                raise RecordError(f"{name}.entity: missing or not a non-empty string")
+            entity = parse_name(r.get("entity"), f"{name}.entity")
             iid = parse_id(r.get("id"), f"{name}.id")
             hs = opt_id(r, "stage", f"{name}.stage")
             hc = opt_id(r, "category", f"{name}.category")
@@ -684,6 +691,8 @@ def _data_id(v: Any) -> str | None:
         return None
     if isinstance(v, int):
         return str(v)
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
     if isinstance(v, str):
         return v
     return None
@@ -733,8 +742,12 @@ class Oracle:
         automation: list[bytes | str],
         what_if: bool = False,
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        seen_window: int = SEEN_WINDOW,
+        echo_window: int = ECHO_WINDOW,
     ) -> None:
         self.what_if = what_if
+        self.seen_window = seen_window
+        self.echo_window = echo_window
         self.max_record_bytes = max_record_bytes
         self.transitions: list[dict] = []
         self.dead_letters: list[dict] = []
@@ -742,8 +755,12 @@ class Oracle:
         self.pipelines: dict[tuple, list[Version]] = {}
         self.triggers: dict[tuple, list[Version]] = {}
         self.items: dict[tuple[str, str, str], ItemState] = {}
-        self.seen: set[tuple[str, str, str, str]] = set()
-        self.emitted: dict[str, dict] = {}  # transition id -> transition
+        # per item: its last event ids seen, and its last moves (transition id, to_stage)
+        self.seen: dict[tuple[str, str, str], deque[str]] = {}
+        self.echoes: dict[tuple[str, str, str], deque[tuple[str, str]]] = {}
+        # everything ever seen and moved, only to count where the windows made a difference
+        self.ever_seen: set[tuple[tuple[str, str, str], str]] = set()
+        self.ever_moved: set[tuple[tuple[str, str, str], str, str]] = set()
         self.event_index = 0
         for index, raw in enumerate(automation):
             self._load_automation(index, raw)
@@ -827,17 +844,28 @@ class Oracle:
         if isinstance(ev, tuple):
             self._dead(ev[0], "events", index, ev[1])
             return []
+        named = set()
         for ref in ev.refs:
+            if (ref.entity, ref.id) in named:
+                continue
+            named.add((ref.entity, ref.id))
             self._decide_item(ev, ref, index)
         return self.transitions[before:]
 
     def _decide_item(self, ev: Event, ref: ItemRef, index: int) -> None:
         key = (ev.tenant, ref.entity, ref.id)
         item_name = "/".join(key)
-        seen_key = (*key, ev.id)
-        if seen_key in self.seen:
+        seen = self.seen.setdefault(key, deque(maxlen=self.seen_window))
+        if ev.id in seen:
             self.counts["duplicate"] += 1
             return
+        if (key, ev.id) in self.ever_seen:
+            self.counts["repeat_beyond_seen_window"] += 1
+
+        def mark() -> None:
+            seen.append(ev.id)
+            self.ever_seen.add((key, ev.id))
+
         state = self.items.get(key)
         data = ev.data
 
@@ -849,7 +877,7 @@ class Oracle:
                 parse_id(data["stage"], "stage"),
                 copy.deepcopy(data.get("fields") or {}),
             )
-            self.seen.add(seen_key)
+            mark()
             self.counts["created"] += 1
             return
 
@@ -858,7 +886,7 @@ class Oracle:
                 self.items[key] = ItemState(True)
             elif not state.deleted:
                 state.deleted = True
-            self.seen.add(seen_key)
+            mark()
             self.counts["deleted"] += 1
             return
 
@@ -872,26 +900,22 @@ class Oracle:
             elif state.deleted:
                 self.counts["noop_deleted"] += 1
             else:
-                ours = self.emitted.get(tid) if tid is not None else None
-                confirms = (
-                    ours is not None
-                    and (ours["tenant"], ours["item"]["entity"], ours["item"]["id"]) == key
-                    and ours["to_stage"] == stage
-                    and (category is None or category == ours["category"])
-                )
-                if confirms:
+                if tid is not None and (key, tid, stage) in self.ever_moved:
+                    in_window = (tid, stage) in self.echoes.get(key, ())
+                    self.counts["echo_in_window" if in_window else "echo_beyond_window"] += 1
+                if tid is not None and (tid, stage) in self.echoes.get(key, ()):
                     self.counts["echo_confirmed"] += 1
                 else:
                     state.stage = stage
                     if category is not None:
                         state.category = category
                     self.counts["stage_adopted"] += 1
-            self.seen.add(seen_key)
+            mark()
             return
 
         # item.updated or an activity event
         if state is not None and state.deleted:
-            self.seen.add(seen_key)
+            mark()
             self.counts["noop_deleted"] += 1
             return
         if state is None:
@@ -913,7 +937,7 @@ class Oracle:
         pipeline = self._pipeline(ev.tenant, ref.entity, state.category, ev)
         if pipeline is None:
             self.items[key] = state
-            self.seen.add(seen_key)
+            mark()
             self.counts["noop_no_pipeline"] += 1
             return
         stages = pipeline["stages"]
@@ -962,13 +986,16 @@ class Oracle:
                 "event": {"id": ev.id, "type": ev.type, "occurred_at": ev.occurred_at_raw},
             }
             self.transitions.append(tr)
-            self.emitted[tr["id"]] = tr
+            self.echoes.setdefault(key, deque(maxlen=self.echo_window)).append(
+                (tr["id"], tr["to_stage"])
+            )
+            self.ever_moved.add((key, tr["id"], tr["to_stage"]))
             state.stage = trig["stage"]
             self.counts["moved"] += 1
         else:
             self.counts["noop_no_match"] += 1
         self.items[key] = state
-        self.seen.add(seen_key)
+        mark()
 
 
 def decide(
@@ -976,8 +1003,16 @@ def decide(
     events: list[bytes | str],
     what_if: bool = False,
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    seen_window: int = SEEN_WINDOW,
+    echo_window: int = ECHO_WINDOW,
 ) -> tuple[list[dict], list[dict]]:
-    oracle = Oracle(automation, what_if=what_if, max_record_bytes=max_record_bytes)
+    oracle = Oracle(
+        automation,
+        what_if=what_if,
+        max_record_bytes=max_record_bytes,
+        seen_window=seen_window,
+        echo_window=echo_window,
+    )
     for raw in events:
         oracle.feed(raw)
     return oracle.transitions, oracle.dead_letters

@@ -9,6 +9,20 @@ Echoes of our own transitions (``item.stage_changed`` with ``transition_id``) ar
 by running the reference oracle alongside the generator: when an event produces a transition, the
 generator sometimes schedules the CRM's echo of it a few events later (mostly confirming the
 target stage, sometimes naming another stage, sometimes arriving late, after a newer move).
+
+The logs reach every window and leniency of docs/decisions.md, whatever their size:
+
+- hot items: a few items (``hot_share`` of the events) get long histories, longer than the
+  seen window (``oracle.SEEN_WINDOW`` event ids), and are moved back by the CRM often enough
+  to make more moves than the echo window (``oracle.ECHO_WINDOW``) holds;
+- late echoes: some echoes of a hot item's move come after several newer moves of it, older
+  than the echo window;
+- old retries (``old_retries=True``): a producer retry of one of an item's events from
+  beyond the seen window, besides the usual retry right after the original. Such a retry is
+  decided again and may move the item a second time under the same transition id, as
+  documented; tests of "at most one transition per (event, item)" leave them out;
+- leniencies: whole-number float ids (``12.0``) and ISO 8601 times that are not RFC 3339
+  (``20261125T100000Z``, a space for ``T``).
 """
 
 from __future__ import annotations
@@ -19,7 +33,7 @@ from typing import Any
 
 import orjson
 
-from .oracle import Oracle
+from .oracle import ECHO_WINDOW, SEEN_WINDOW, Oracle
 
 BASE = _dt.datetime(2026, 11, 1, 0, 0, 0, tzinfo=_dt.UTC)
 STEP = 60  # seconds between consecutive events, on average
@@ -103,6 +117,10 @@ def _fmt_time(seconds: float, rng: random.Random) -> str:
     """RFC 3339, mostly UTC 'Z', sometimes another zone offset or fractional seconds."""
     moment = BASE + _dt.timedelta(seconds=seconds)
     r = rng.random()
+    if r < 0.03:  # ISO 8601 basic format: not RFC 3339, accepted
+        return moment.strftime("%Y%m%dT%H%M%SZ")
+    if r < 0.06:  # a space for "T": not RFC 3339, accepted
+        return moment.strftime("%Y-%m-%d %H:%M:%S+00:00")
     if r < 0.15:
         offset_min = rng.choice([120, -300, 330])
         tz = _dt.timezone(_dt.timedelta(minutes=offset_min))
@@ -229,7 +247,12 @@ def _random_params(rng: random.Random, code: str) -> dict | None:
 
 
 def random_scenario(
-    seed: int, n_events: int, n_items: int, tenants: int = 2
+    seed: int,
+    n_events: int,
+    n_items: int,
+    tenants: int = 2,
+    hot_share: float = 0.3,
+    old_retries: bool = False,
 ) -> tuple[list[bytes], list[bytes]]:
     rng = random.Random(seed)
     tenant_names = ["default", "acme", "globex", "initech", "umbrella"][: max(1, tenants)]
@@ -535,10 +558,16 @@ def random_scenario(
 
     def new_event_id() -> Any:
         seq[0] += 1
-        return seq[0] if rng.random() < 0.1 else f"evt-{seq[0]}"
+        r = rng.random()
+        if r < 0.03:
+            return float(seq[0])  # a whole-number float id reads as "12"
+        return seq[0] if r < 0.1 else f"evt-{seq[0]}"
 
     def ref(item: dict, hint: str | None = None) -> dict:
-        r: dict[str, Any] = {"entity": item["entity"], "id": item["id"]}
+        iid = item["id"]
+        if isinstance(iid, int) and rng.random() < 0.1:
+            iid = float(iid)
+        r: dict[str, Any] = {"entity": item["entity"], "id": iid}
         if hint == "stage":
             r["stage"] = rng.choice(pipe_v1[(item["tenant"], item["entity"], item["category"])])
             if rng.random() < 0.8:
@@ -547,18 +576,35 @@ def random_scenario(
             r["category"] = item["category"]
         return r
 
+    history: dict[tuple, list[bytes]] = {}  # per item, its single-item events
+    moves: dict[tuple, int] = {}  # per item, the moves made so far
+    # echoes held back until their item has moved on past the echo window: (moves then, move)
+    held_echoes: list[tuple[int, dict]] = []
+
+    def key_of(tr: dict) -> tuple:
+        return (tr["tenant"], tr["item"]["entity"], tr["item"]["id"])
+
     def emit(obj: dict, retryable: bool = True) -> None:
         raw = _dump(obj)
         events.append(raw)
         new = oracle.feed(raw)
         if retryable:
             emitted_events.append(raw)
+            if "item" in obj:
+                ref_id = obj["item"]["id"]
+                text = str(int(ref_id)) if isinstance(ref_id, float) else str(ref_id)
+                ikey = (obj.get("tenant", "default"), obj["item"]["entity"], text)
+                history.setdefault(ikey, []).append(raw)
         for tr in new:
+            k = key_of(tr)
+            moves[k] = moves.get(k, 0) + 1
             r = rng.random()
-            if r < 0.55:
+            if r < 0.5:
                 pending_echoes.append((len(events) + rng.randint(0, 3), tr))
-            elif r < 0.65:
+            elif r < 0.6:
                 echoed_late.append(tr)
+            elif r < 0.7:
+                held_echoes.append((moves[k], tr))
 
     def base_event(etype: str, item: dict, data: dict | None, hint: str | None = None) -> dict:
         ev: dict[str, Any] = {
@@ -655,6 +701,7 @@ def random_scenario(
         }
 
     known_items = [it for it in items if it["known"]] or items
+    hot_items = known_items[: max(1, len(known_items) // 15)]
     code_types = {
         "RESP_CHANGED": "item.updated",
         "FIELD_CHANGED": "item.updated",
@@ -716,12 +763,40 @@ def random_scenario(
                     "item.stage_changed", it, {"stage": tr["to_stage"], "transition_id": tr["id"]}
                 )
             )
+        # an echo of a move older than the item's echo window (or right at its edge)
+        ripe = [h for h in held_echoes if moves[key_of(h[1])] - h[0] >= ECHO_WINDOW - 1]
+        if ripe and rng.random() < 0.3:
+            held = ripe[0]
+            held_echoes.remove(held)
+            tr = held[1]
+            emit(
+                base_event(
+                    "item.stage_changed",
+                    item_of(tr),
+                    {"stage": tr["to_stage"], "transition_id": tr["id"]},
+                )
+            )
 
         r = rng.random()
-        item = rng.choice(known_items) if rng.random() < 0.9 else rng.choice(items)
+        hot = rng.random() < hot_share
+        if hot:
+            item = rng.choice(hot_items)
+        else:
+            item = rng.choice(known_items) if rng.random() < 0.9 else rng.choice(items)
         ikey = (item["tenant"], item["entity"], str(item["id"]))
-        if r < 0.04 and emitted_events:
-            events.append(rng.choice(emitted_events))  # a producer retry, verbatim
+        past = history.get(ikey, [])
+        if old_retries and hot and r < 0.03 and len(past) > SEEN_WINDOW:
+            # a producer retry of an old event of the item: beyond its seen window, at its
+            # edge, or inside it
+            events.append(rng.choice(past[: len(past) - 4]))
+            oracle.feed(events[-1])
+        elif hot and r < 0.12:
+            # the CRM moves a hot item back to its first stage: it can move again
+            first = pipelines[(item["tenant"], item["entity"], item["category"])][0]
+            emit(base_event("item.stage_changed", item, {"stage": first}))
+        elif r < 0.04 and emitted_events:
+            # a producer retry, verbatim, soon after the original (within its seen window)
+            events.append(rng.choice(emitted_events[-8:]))
             oracle.feed(events[-1])
         elif r < 0.07:
             raw = malformed(item)
@@ -763,14 +838,14 @@ def random_scenario(
             # a multi-item event: a contact's open items
             same = [i for i in items if i["tenant"] == item["tenant"]]
             chosen = rng.sample(same, k=min(len(same), rng.randint(2, 3)))
-            if rng.random() < 0.1:
-                chosen.append(chosen[0])
             etype = pick_type(item["tenant"])
             ev = base_event(etype, item, activity_data(etype))
             del ev["item"]
             ev["items"] = [
                 ref(i, "stage" if not i["known"] and rng.random() < 0.5 else None) for i in chosen
             ]
+            if rng.random() < 0.1:  # an item named twice, the same way: decided once
+                ev["items"].append(dict(ev["items"][0]))
             emit(ev)
         elif r < 0.47:
             # an item nobody has heard of, with or without a hint

@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.raw import AUTOMATION, EVENTS
-from connectors.records import decode_event
+from connectors.records import decode_event, transition_json
 from flows.dataflow import Decisions, FlowSettings, Parcel, decide_parcels
 from state import native
 from state.board import Board
@@ -388,7 +388,16 @@ class Engines:
         )
         return cls(
             flow,
-            [Board(TriggerTable(what_if), seen_window) for _ in range(key_groups)],
+            [
+                Board(
+                    TriggerTable(what_if),
+                    seen_window,
+                    decode_event,
+                    transition_json,
+                    max_record_bytes,
+                )
+                for _ in range(key_groups)
+            ],
             [
                 NativeBoard(TriggerTable(what_if), decode_event, seen_window, max_record_bytes)
                 for _ in range(key_groups)

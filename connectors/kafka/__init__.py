@@ -1,0 +1,110 @@
+"""Kafka topics as the job's source and sinks, on confluent-kafka.
+
+- `client`: where the cluster is, librdkafka options (secrets masked), error policy.
+- `keys`: the Kafka key of each record (events by item, automation by what it names).
+- `admin`: look up, create and delete the job's topics.
+- `source`: the events and automation topics as a Bytewax source; `read_topic`.
+- `sink`: topics as Bytewax sinks through one idempotent producer per worker;
+  `produce_records`.
+
+Every public name is importable from `connectors.kafka` itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from connectors.kafka.admin import (
+    TopicPlan,
+    admin_client,
+    create_topics,
+    delete_topics,
+    is_compacted,
+    topic_partitions,
+    topic_plans,
+)
+from connectors.kafka.client import (
+    MASK,
+    METADATA_TIMEOUT_S,
+    SECRET_MARKERS,
+    ClientErrors,
+    KafkaMessage,
+    KafkaSettings,
+    Topics,
+    consume,
+    is_secret,
+    masked,
+)
+from connectors.kafka.keys import automation_key, event_key, record_key
+from connectors.kafka.sink import (
+    KafkaSink,
+    KafkaSinkPartition,
+    Produced,
+    Producers,
+    WorkerProducer,
+    produce_records,
+)
+from connectors.kafka.source import (
+    DEFAULT_BATCH_SIZE,
+    IDLE_WAIT,
+    AutomationPartition,
+    EventsPartition,
+    KafkaSource,
+    caught_up_marker,
+    read_topic,
+)
+from connectors.summary import Summary, SummarySink, print_line, progress_line
+from connectors.tombstones import tombstone_record
+
+
+class PeriodicSummarySink(SummarySink):
+    """The summary sink with progress lines, in the argument order it had here before."""
+
+    def __init__(
+        self,
+        interval: float,
+        progress: Callable[[str], None] = print_line,
+        final: Callable[[Summary], None] | None = None,
+    ) -> None:
+        super().__init__(final, progress, interval)
+
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "IDLE_WAIT",
+    "MASK",
+    "METADATA_TIMEOUT_S",
+    "SECRET_MARKERS",
+    "AutomationPartition",
+    "ClientErrors",
+    "EventsPartition",
+    "KafkaMessage",
+    "KafkaSettings",
+    "KafkaSink",
+    "KafkaSinkPartition",
+    "KafkaSource",
+    "PeriodicSummarySink",
+    "Produced",
+    "Producers",
+    "TopicPlan",
+    "Topics",
+    "WorkerProducer",
+    "admin_client",
+    "automation_key",
+    "caught_up_marker",
+    "consume",
+    "create_topics",
+    "delete_topics",
+    "event_key",
+    "is_compacted",
+    "is_secret",
+    "masked",
+    "print_line",
+    "produce_records",
+    "progress_line",
+    "read_topic",
+    "record_key",
+    "tombstone_record",
+    "topic_partitions",
+    "topic_plans",
+]

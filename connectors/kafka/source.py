@@ -1,0 +1,305 @@
+"""The events and automation topics as the job's source, and a plain reader of a topic.
+
+One Bytewax partition per partition of the events topic, each with its own
+consumer on `assign()`, plus one partition that reads every partition of the
+automation topic. Offsets live in Bytewax snapshots (the next offset to read),
+never in consumer-group commits. The automation partition reads its topic to
+the end, then emits an `AUTOMATION_CAUGHT_UP` marker batch, then follows it:
+the decide step holds events back until it has seen the marker.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    Consumer,
+    KafkaError,
+)
+from confluent_kafka import TopicPartition as KafkaPartition
+
+from connectors.kafka.admin import admin_client, topic_partitions
+from connectors.kafka.client import (
+    METADATA_TIMEOUT_S,
+    ClientErrors,
+    KafkaSettings,
+    consume,
+    message_error,
+)
+from connectors.raw import AUTOMATION, AUTOMATION_CAUGHT_UP, EVENTS, RawBatch
+from connectors.tombstones import tombstone_record
+
+log = logging.getLogger("crm_triggers.kafka")
+
+
+DEFAULT_BATCH_SIZE = 4096
+"""Records a source partition hands the dataflow at most at once."""
+
+IDLE_WAIT = timedelta(milliseconds=5)
+"""After a poll that found nothing, the wait before polling that partition again."""
+
+
+def caught_up_marker(topic: str) -> RawBatch:
+    """The batch that says: every record of the automation topic up to its end was emitted."""
+    return RawBatch(AUTOMATION_CAUGHT_UP, topic, None, 0, [], [])
+
+
+class KafkaSource(FixedPartitionedSource[RawBatch, Any]):
+    """The events topic, one Bytewax partition per Kafka partition, and the automation topic.
+
+    Each partition resumes from its snapshot: the next offset to read (automation:
+    one per Kafka partition). Without one, events start at the beginning of the
+    topic (or its end, `start_at_end`) and automation always at the beginning.
+    `until_end`: stop once every partition has been read to its end, for catch-up
+    runs, benchmarks and tests.
+    """
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        events_topic: str,
+        automation_topic: str,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        until_end: bool = False,
+        start_at_end: bool = False,
+    ) -> None:
+        self.kafka = kafka
+        self.events_topic = events_topic
+        self.automation_topic = automation_topic
+        self.batch_size = batch_size
+        self.until_end = until_end
+        self.start_at_end = start_at_end
+
+    def list_parts(self) -> list[str]:
+        admin = admin_client(self.kafka)
+        events = topic_partitions(admin, self.events_topic, self.kafka.brokers)
+        topic_partitions(admin, self.automation_topic, self.kafka.brokers)
+        return [f"{self.events_topic}:{p}" for p in events] + [f"{self.automation_topic}:all"]
+
+    def build_part(
+        self, step_id: str, for_part: str, resume_state: Any
+    ) -> StatefulSourcePartition[RawBatch, Any]:
+        topic, _, which = for_part.rpartition(":")
+        if which == "all":
+            partitions = topic_partitions(admin_client(self.kafka), topic, self.kafka.brokers)
+            return AutomationPartition(
+                self.kafka, topic, partitions, resume_state, self.batch_size, self.until_end
+            )
+        return EventsPartition(
+            self.kafka,
+            topic,
+            int(which),
+            resume_state,
+            self.batch_size,
+            self.until_end,
+            self.start_at_end,
+        )
+
+
+class EventsPartition(StatefulSourcePartition[RawBatch, int]):
+    """One partition of the events topic; its snapshot is the next offset to read."""
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        topic: str,
+        partition: int,
+        resume: int | None,
+        batch_size: int,
+        until_end: bool = False,
+        start_at_end: bool = False,
+    ) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.batch_size = batch_size
+        self.where = f"topic {topic!r} partition {partition}"
+        self.errors = ClientErrors(f"consumer of {self.where}")
+        config = kafka.consumer_config(partition_eof=until_end)
+        self.consumer = Consumer({**config, "error_cb": self.errors})
+        if resume is not None:
+            start = resume
+        elif start_at_end:
+            # Resolved now, so a restart before the first record resumes here, not later.
+            _, start = self.consumer.get_watermark_offsets(
+                KafkaPartition(topic, partition), timeout=METADATA_TIMEOUT_S
+            )
+        else:
+            start = OFFSET_BEGINNING
+        self.next_offset = start
+        self.consumer.assign([KafkaPartition(topic, partition, start)])
+        self.finished = False
+        self.idle = False
+
+    def next_batch(self) -> list[RawBatch]:
+        if self.finished:
+            raise StopIteration
+        self.errors.raise_permanent()
+        messages = consume(self.consumer, self.batch_size, 0)
+        self.idle = not messages
+        positions: list[int] = []
+        values: list[bytes | None] = []
+        keys: list[bytes | None] = []
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    self.finished = True  # only read with until_end
+                else:
+                    message_error(error, self.where, self.next_offset)
+                continue
+            positions.append(message.offset())
+            values.append(message.value())
+            keys.append(message.key())
+        if not positions:
+            return []
+        self.next_offset = positions[-1] + 1
+        first = positions[0]
+        return [RawBatch(EVENTS, self.topic, self.partition, first, positions, values, keys)]
+
+    def next_awake(self) -> datetime | None:
+        return datetime.now(UTC) + IDLE_WAIT if self.idle else None
+
+    def snapshot(self) -> int:
+        return self.next_offset
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+class AutomationPartition(StatefulSourcePartition[RawBatch, dict[int, int]]):
+    """Every partition of the automation topic: read to the end, mark it, then follow.
+
+    Its snapshot maps each Kafka partition to the next offset to read. A tombstone
+    becomes the deletion record its key names, at its timestamp; one whose key names
+    nothing stays a null value for the dataflow to dead-letter.
+    """
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        topic: str,
+        partitions: list[int],
+        resume: dict[int, int] | None,
+        batch_size: int,
+        until_end: bool = False,
+    ) -> None:
+        self.topic = topic
+        self.batch_size = batch_size
+        self.until_end = until_end
+        self.where = f"automation topic {topic!r}"
+        self.errors = ClientErrors(f"consumer of {self.where}")
+        self.consumer = Consumer(
+            {**kafka.consumer_config(partition_eof=True), "error_cb": self.errors}
+        )
+        self.next_offsets = dict(resume or {})
+        self.behind: set[int] = set()
+        for p in partitions:
+            low, high = self.consumer.get_watermark_offsets(
+                KafkaPartition(topic, p), timeout=METADATA_TIMEOUT_S
+            )
+            if max(low, self.next_offsets.get(p, low)) < high:
+                self.behind.add(p)
+        self.consumer.assign(
+            [
+                KafkaPartition(topic, p, self.next_offsets.get(p, OFFSET_BEGINNING))
+                for p in partitions
+            ]
+        )
+        self.marked = False
+        self.idle = False
+
+    def next_batch(self) -> list[RawBatch]:
+        if self.marked and self.until_end:
+            raise StopIteration
+        self.errors.raise_permanent()
+        messages = consume(self.consumer, self.batch_size, 0)
+        self.idle = not messages
+        columns: dict[int, tuple[list[int], list[bytes | None], list[bytes | None], list[int]]] = {}
+        for message in messages:
+            p = message.partition()
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    self.behind.discard(p)
+                else:
+                    message_error(error, f"{self.where} partition {p}", self.next_offsets.get(p, 0))
+                continue
+            offset, key, value = message.offset(), message.key(), message.value()
+            timestamp = message.timestamp()[1]
+            if value is None:
+                deletion = tombstone_record(key, timestamp)
+                if type(deletion) is dict:
+                    value = orjson.dumps(deletion)
+            positions, values, keys, stamps = columns.setdefault(p, ([], [], [], []))
+            positions.append(offset)
+            values.append(value)
+            keys.append(key)
+            stamps.append(timestamp)
+            self.next_offsets[p] = offset + 1
+        out = [
+            RawBatch(AUTOMATION, self.topic, p, cols[0][0], *cols) for p, cols in columns.items()
+        ]
+        if not self.behind and not self.marked:
+            self.marked = True
+            log.info("%s read to its end: events are decided from now on", self.where)
+            out.append(caught_up_marker(self.topic))
+        return out
+
+    def next_awake(self) -> datetime | None:
+        return datetime.now(UTC) + IDLE_WAIT if self.idle else None
+
+    def snapshot(self) -> dict[int, int]:
+        return dict(self.next_offsets)
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def read_topic(
+    kafka: KafkaSettings,
+    topic: str,
+    from_beginning: bool = True,
+    idle_timeout: float | None = None,
+    until_end: bool = False,
+) -> Iterator[Any]:
+    """Messages of every partition of a topic, in arrival order per partition.
+
+    `until_end`: stop once every partition has been read to its current end;
+    `idle_timeout`: stop after that many seconds without a new record.
+    """
+    admin = admin_client(kafka)
+    partitions = topic_partitions(admin, topic, kafka.brokers)
+    consumer = Consumer(
+        {**kafka.consumer_config(partition_eof=until_end), "auto.offset.reset": "earliest"}
+    )
+    try:
+        start = OFFSET_BEGINNING if from_beginning else OFFSET_END
+        consumer.assign([KafkaPartition(topic, p, start) for p in partitions])
+        open_partitions = set(partitions)
+        last = time.monotonic()
+        while True:
+            messages = consume(consumer, 1000, 0.2)
+            if messages:
+                last = time.monotonic()
+            for message in messages:
+                error = message.error()
+                if error is None:
+                    yield message
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    open_partitions.discard(message.partition())
+                else:
+                    message_error(error, f"topic {topic!r}", message.offset())
+            if until_end and not open_partitions:
+                return
+            if idle_timeout is not None and time.monotonic() - last >= idle_timeout:
+                return
+    finally:
+        consumer.close()

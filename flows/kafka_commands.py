@@ -1,0 +1,91 @@
+"""The Kafka commands for people: `topics create`, `produce` and `tail`."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+
+import orjson
+
+from connectors.jsonl import expand, read_lines
+from connectors.kafka import (
+    create_topics,
+    is_compacted,
+    produce_records,
+    read_topic,
+    record_key,
+    topic_plans,
+)
+from flows.settings import ProduceSettings, TailSettings, TopicsCreateSettings
+
+
+def topics_create(settings: TopicsCreateSettings) -> int:
+    plans = topic_plans(settings.topics, settings.partitions, settings.automation_partitions)
+    for line in create_topics(settings.kafka, plans, settings.replication_factor):
+        print(line)
+    return 0
+
+
+def produce(settings: ProduceSettings) -> int:
+    records: Iterator[tuple[bytes | None, bytes | None]]
+    if settings.tombstone or settings.file is None:  # one of them is given (ProduceSettings)
+        records = iter([(key.encode(), None) for key in settings.tombstone])
+    else:
+        files = expand(settings.file)
+        compacted = is_compacted(settings.kafka, settings.topic)
+        records = ((record_key(line, compacted), line) for _, _, line in read_lines(files))
+    done = produce_records(settings.kafka, settings.topic, records)
+    note = f" ({done.without_key} without a key)" if done.without_key else ""
+    sys.stderr.write(f"crm-triggers: produced {done.records} records to {settings.topic}{note}\n")
+    return 0
+
+
+def describe(value: bytes | None) -> str:
+    """One readable line for a transition or a dead letter; anything else as it is."""
+    if value is None:
+        return "(tombstone)"
+    try:
+        record = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return value.decode("utf-8", "replace")
+    if type(record) is dict and "to_stage" in record:
+        item, trigger, event = (
+            record.get("item", {}),
+            record.get("trigger", {}),
+            record.get("event", {}),
+        )
+        return (
+            f"{event.get('occurred_at')}  {record.get('tenant')}  "
+            f"{item.get('entity')}/{item.get('id')}  "
+            f"{record.get('from_stage')} -> {record.get('to_stage')}  "
+            f"trigger {trigger.get('id')} ({trigger.get('code')})  "
+            f"event {event.get('id')} ({event.get('type')})"
+        )
+    if type(record) is dict and "code" in record and "origin" in record:
+        origin = record["origin"]
+        where = (
+            f"{origin.get('topic')}[{origin.get('partition')}]@{origin.get('offset')}"
+            if "topic" in origin
+            else f"{origin.get('file')}:{origin.get('line')}"
+        )
+        return f"DEAD LETTER {record['code']} at {where}: {record.get('message')}"
+    return value.decode("utf-8", "replace")
+
+
+def tail(settings: TailSettings) -> int:
+    if settings.max is not None and settings.max < 1:
+        return 0
+    messages = read_topic(
+        settings.kafka,
+        settings.topic,
+        from_beginning=settings.from_beginning,
+        idle_timeout=settings.timeout,
+    )
+    for shown, message in enumerate(messages, 1):
+        value = message.value()
+        line = (value or b"").decode("utf-8", "replace") if settings.raw else describe(value)
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+        if settings.max is not None and shown >= settings.max:
+            break
+    return 0

@@ -1,0 +1,52 @@
+"""Types of the compiled board (native/src), as `state/native.py` uses it.
+
+Shipped in the wheel by maturin (with `py.typed`), so mypy checks the boundary.
+Keep in step with the `#[pyfunction]`s, `#[pymethods]` and `register`s of native/src.
+"""
+
+from typing import Any, Protocol
+
+# The vocabulary (native/src/vocabulary.rs); `state/native.py` checks them at import.
+OPERATORS: list[str]
+PARAM_RULES: list[str]
+REASONS: list[str]
+NOTE_KINDS: list[str]
+SPECIAL_TYPES: list[str]
+SPECIAL_CODES: list[str]
+NEVER_WATCHED: list[str]
+
+def configure(types: list[tuple[str, list[str]]], codes: list[str]) -> None:
+    """Take Python's table of event types (with their one-to-one codes) and codes.
+
+    Once per process; the same table again is a no-op, another one a ValueError.
+    """
+
+class Hooks(Protocol):
+    """What the board asks of Python (`state.native.NativeBoard`)."""
+
+    def slow(self, raw: bytes | None) -> tuple[bytes, int] | tuple[str, str]: ...
+    def view(
+        self, tenant: str, entity: str, category: str, at: int
+    ) -> tuple[int, int, tuple[list[str], list[tuple[Any, ...]]] | None]: ...
+    def holds(self, trigger: Any, fields: bytes | None, raw: bytes) -> bool: ...
+
+Note = tuple[int, int, str | None, int, Any]
+"""(record index, item index, item key or None, kind by NOTE_KINDS, payload)."""
+
+class NativeBoard:
+    def __init__(self, seen_window: int, echo_window: int, hooks: Hooks) -> None: ...
+    def set_watched(self, names: list[str]) -> None: ...
+    def clear_views(self) -> None: ...
+    def __len__(self) -> int: ...
+    def decide_batch(
+        self, raws: list[bytes | None], group: int, groups: int, max_bytes: int
+    ) -> tuple[tuple[int, ...], int, list[Note]]: ...
+    def item(self, key: str) -> tuple[str, str | None, list[tuple[str, str]], int, int] | None:
+        """(category, stage or None, watched fields as (name, JSON), seen ids, echoes)."""
+    def heap_bytes(self) -> int: ...
+    def dump(self) -> bytes: ...
+    def load(self, data: bytes) -> None: ...
+
+def route_batch(
+    keys: list[bytes | None] | None, raws: list[bytes | None], groups: int
+) -> tuple[dict[int, list[int]], list[int]]: ...
