@@ -39,6 +39,9 @@ sample: install
 	@head -n 2 out/history.jsonl
 	@echo "first dead letters (out/dead-letters.jsonl):"
 	@head -n 2 out/dead-letters.jsonl | cut -c1-240
+	$(BIN)/crm-triggers report --history out/history.jsonl --transitions out/transitions.jsonl \
+		--automation samples/automation.jsonl --html out/report.html > out/report.txt
+	@echo "report: out/report.txt (text) and out/report.html (open it in a browser)"
 
 # The whole suite: lint, types, unit, property, flow and integration tests.
 # Starts the local Kafka broker (fetched from Maven Central) unless

@@ -16,6 +16,9 @@ from typing import Any
 
 from bytewax.testing import run_main
 
+from analytics.cli import DiffSettings, ReportSettings
+from analytics.cli import diff as analytics_diff
+from analytics.cli import report as analytics_report
 from connectors.jsonl import ReplayInputs, check_outputs
 from connectors.kafka import masked, reach, topic_partitions
 from connectors.summary import Summary, print_summary
@@ -178,6 +181,22 @@ COMMANDS: dict[str, Command] = {
         description="Read the stage-history topic and write one record per pipeline and closed "
         "event-time window (entries, moves, fires, time in stage with a mergeable histogram) "
         "to the stats topic; records for a closed window as late records. Ctrl-C stops it.",
+    ),
+    "report": Command(
+        ReportSettings,
+        analytics_report,
+        help="funnels, time in stage, moves, trigger fires, cohorts from stage history",
+        description="Funnels, time in stage, moves, trigger fires, stalled items and weekly "
+        "cohorts from stage-history (and transition) logs. "
+        "FILE: .jsonl, .jsonl.gz, a folder of them, -, or kafka:TOPIC with --brokers.",
+    ),
+    "diff": Command(
+        DiffSettings,
+        analytics_diff,
+        help="what changed between two transition logs (a what-if against the current table)",
+        description="Join two transition logs by id: added, removed, changed transitions, "
+        "fires per trigger, the from/to matrix; with history, items whose last stage differs "
+        "and the change in Reached and time in stage.",
     ),
 }
 """Every subcommand, in the order `--help` lists them; "GROUP ACTION" for a nested one."""

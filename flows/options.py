@@ -111,6 +111,8 @@ class Option:
     """argparse's own conversion, for options only ever given as flags."""
     positional: bool = False
     """An optional argument without a flag (`produce FILE`)."""
+    flag: str | None = None
+    """The flag where the field's name cannot be one (`--from` of a field `start`)."""
 
 
 OPTION = "crm_triggers.option"
@@ -164,10 +166,14 @@ class Settings:
             return None
         return env_name(spec.env or f.name)
 
+    @staticmethod
+    def flag_of(f: Field[Any], spec: Option) -> str:
+        return spec.flag or "--" + f.name.replace("_", "-")
+
     @classmethod
     def label(cls, f: Field[Any], spec: Option) -> str:
         variable = cls.variable(f, spec)
-        flag_name = f.name if spec.positional else "--" + f.name.replace("_", "-")
+        flag_name = f.name if spec.positional else cls.flag_of(f, spec)
         return f"{flag_name} ({variable})" if variable else flag_name
 
     @classmethod
@@ -257,4 +263,4 @@ class Settings:
                     kwargs["type"] = spec.type
             if spec.required and not (spec.cli_env and variable):
                 kwargs["required"] = True
-            parser.add_argument("--" + f.name.replace("_", "-"), **kwargs)
+            parser.add_argument(cls.flag_of(f, spec), dest=f.name, **kwargs)

@@ -169,6 +169,24 @@ TRIGGER_VERSIONS = {
 }
 # (trigger id, fraction of the period): deletions.
 TRIGGER_DELETIONS = {"acme": [("t-22", 0.50)]}
+# A new trigger table an administrator drafts after the period (dated the day after
+# it): in force for no event of the log, so a replay ignores it, while a what-if
+# replay applies it from the beginning. Changes of existing triggers, new triggers
+# (blueprint rows) and deletions.
+PROPOSED_CHANGES = {
+    "acme": [
+        ("t-12", {"condition": cond(("OPPORTUNITY", ">", 500))}),
+        ("t-13", {"params": {"template_id": "4"}}),
+        ("t-3", {"params": {"line": "8801"}}),
+    ],
+}
+PROPOSED_TRIGGERS = {
+    "acme": [
+        ("t-27", "deal", "0", "PREPARATION", "EMAIL_READ", {}, {"sort": 20}),
+        ("t-28", "lead", "0", "PROCESSED", "CALL", {"line": "8800"}, {"sort": 5}),
+    ],
+}
+PROPOSED_DELETIONS = {"acme": ["t-7"]}
 
 ALL_CODES = [
     "RESP_CHANGED", "FIELD_CHANGED", "WEBFORM", "CALLBACK", "DOCUMENT_CREATE", "DOCUMENT_VIEW",
@@ -515,6 +533,30 @@ def automation_records(tenants: list[Tenant], start: datetime, days: int) -> lis
                     "id": tid,
                     "deleted": True,
                     "updated_at": iso(office_hours(frac, 200)),
+                }
+            )
+    proposed_at = (start + period).replace(hour=0, minute=0, second=0, microsecond=0)
+    proposed_at += timedelta(days=1, hours=10)
+    for tenant in tenants:
+        rows = {r[0]: r for r in tenant.triggers}
+        minute = 0
+        for tid, changes in PROPOSED_CHANGES.get(tenant.name, []):
+            minute += 1
+            rec = trigger_record(tenant.name, rows[tid], proposed_at + timedelta(minutes=minute))
+            rec.update(changes)
+            later.append(rec)
+        for row in PROPOSED_TRIGGERS.get(tenant.name, []):
+            minute += 1
+            later.append(trigger_record(tenant.name, row, proposed_at + timedelta(minutes=minute)))
+        for tid in PROPOSED_DELETIONS.get(tenant.name, []):
+            minute += 1
+            later.append(
+                {
+                    "kind": "trigger",
+                    "tenant": tenant.name,
+                    "id": tid,
+                    "deleted": True,
+                    "updated_at": iso(proposed_at + timedelta(minutes=minute)),
                 }
             )
     # Second versions are written whole (upserts); keep the key order of the first version.

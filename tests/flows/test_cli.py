@@ -170,7 +170,7 @@ def test_help_names_each_option_and_the_variable_it_reads(
         main([*name.split(), "--help"])
     shown = " ".join(capsys.readouterr().out.split())
     for f, spec in option_fields(settings):
-        flag_name = f.name if spec.positional else "--" + f.name.replace("_", "-")
+        flag_name = f.name if spec.positional else settings.flag_of(f, spec)
         assert flag_name in shown
         variable = settings.variable(f, spec)
         if variable and spec.cli_env and spec.show_env:
