@@ -470,6 +470,13 @@ class ProduceSettings(KafkaClientSettings):
         many=True,
         env=None,
     )
+    per_item: bool = option(
+        False,
+        "write an event naming several items as one copy per item, keyed by that item, "
+        "so each item's events stay in its own partition (the job decides them alike)",
+        switch=True,
+        env=None,
+    )
 
     def check(self) -> None:
         if self.file is None and not self.tombstone:
