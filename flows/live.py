@@ -31,6 +31,7 @@ from bytewax.recovery import RecoveryConfig, init_db_dir
 from connectors.kafka import KafkaSink, KafkaSource, Producers
 from connectors.summary import Summary, SummarySink, print_line, print_summary
 from flows.dataflow import FlowSettings, build_flow
+from flows.partitioned import PartitionTasks, build_partitioned_flow, check_store
 from flows.runtime import LIVE_GC_YOUNG, tune_gc
 from flows.settings import LiveSettings
 from state.errors import CrmTriggersError
@@ -46,6 +47,8 @@ def live_flow(
     tune_gc(young=LIVE_GC_YOUNG)
     producers = Producers(settings.kafka)
     topics = settings.topics
+    if settings.decide_in == "partitions":
+        return partitioned_flow(settings, producers, progress, final, snapshots)
     return build_flow(
         KafkaSource(
             settings.kafka,
@@ -72,6 +75,36 @@ def live_flow(
     )
 
 
+def partitioned_flow(
+    settings: LiveSettings,
+    producers: Producers,
+    progress: Callable[[str], None],
+    final: Callable[[Summary], None] | None,
+    snapshots: bool | None,
+) -> Dataflow:
+    """The live job decided in the events partitions that read it (`flows.partitioned`)."""
+    flow_settings = FlowSettings(
+        history=True,
+        key_groups=1,
+        seen_window=settings.seen_window,
+        max_record_bytes=settings.max_record_bytes,
+        engine=settings.engine,
+        snapshots=settings.recovery_dir is not None if snapshots is None else snapshots,
+        await_automation=True,
+    )
+    tasks = PartitionTasks(
+        settings.kafka,
+        settings.topics,
+        producers,
+        flow_settings,
+        batch_size=settings.batch_size,
+        until_end=settings.until_end,
+        start_at_end=settings.start_from == "end",
+        cycle_ms=settings.cycle_ms,
+    )
+    return build_partitioned_flow(tasks, SummarySink(final, progress, settings.summary_interval))
+
+
 def recovery_config(settings: LiveSettings) -> RecoveryConfig | None:
     """The recovery store of a run; an empty or missing directory is made one first."""
     if settings.recovery_dir is None:
@@ -80,6 +113,7 @@ def recovery_config(settings: LiveSettings) -> RecoveryConfig | None:
     folder.mkdir(parents=True, exist_ok=True)
     if not any(folder.iterdir()):
         init_db_dir(folder, settings.recovery_partitions)
+    check_store(folder, settings.decide_in)
     return RecoveryConfig(str(folder), timedelta(seconds=settings.backup_interval))
 
 

@@ -330,6 +330,7 @@ TOPIC_OPTIONS = (
     "history_topic",
 )
 START_FROM = ("beginning", "end")
+DECIDE_IN = ("groups", "partitions")
 DEFAULT_SNAPSHOT_INTERVAL = 10
 DEFAULT_SUMMARY_INTERVAL = 10.0
 
@@ -408,6 +409,13 @@ class RunOptions(Settings):
         "seconds between progress lines on stderr (default: {default})",
         metavar="SECONDS",
         read=seconds,
+    )
+    decide_in: str = option(
+        "groups",
+        "where events are decided: key groups (events routed to them across workers) or "
+        "the events partitions that read them (nothing crosses workers; an event naming "
+        "several items must be written as one copy per item) (default: {default})",
+        choices=DECIDE_IN,
     )
 
     def check(self) -> None:

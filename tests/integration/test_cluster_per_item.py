@@ -17,7 +17,13 @@ import pytest
 
 from connectors.kafka import KafkaSettings, Topics, per_item_copies, produce_records
 from tests.conftest import Replay
-from tests.integration.conftest import FINAL_EVENTS, StartJob, produce_lines, read_all
+from tests.integration.conftest import (
+    FINAL_EVENTS,
+    StartJob,
+    produce_lines,
+    read_all,
+    read_json,
+)
 from tests.integration.test_recovery_breadth import Cluster
 from tests.reference.randlog import random_scenario
 
@@ -56,6 +62,10 @@ def scenario() -> tuple[list[bytes], list[bytes]]:
     return automation, events
 
 
+DECIDE_IN = pytest.mark.parametrize("decide_in", ["groups", "partitions"])
+
+
+@DECIDE_IN
 @pytest.mark.parametrize(
     "copies, partitions",
     [pytest.param(False, 1, id="as they are, 1 partition"), pytest.param(True, 4, id="copies")],
@@ -67,13 +77,15 @@ def test_two_processes_write_what_a_replay_writes(
     replay: Replay,
     copies: bool,
     partitions: int,
+    decide_in: str,
 ) -> None:
     automation, events = scenario()
     topics = make_topics(partitions=partitions)
     produce_lines(kafka, topics.automation, automation)
     produce_events(kafka, topics.events, events, copies)
 
-    cluster = Cluster(start_job, topics, 2, "--key-groups", "16", "--batch-size", "200")
+    options = ["--key-groups", "16", "--batch-size", "200", "--decide-in", decide_in]
+    cluster = Cluster(start_job, topics, 2, *options)
     cluster.start(until_end=True)
     cluster.finish()
 
@@ -82,12 +94,14 @@ def test_two_processes_write_what_a_replay_writes(
     assert per_item(written(kafka, topics)) == expected
 
 
+@DECIDE_IN
 def test_sigkill_of_one_process_of_two_and_a_restart_of_both(
     kafka: KafkaSettings,
     make_topics: Any,
     start_job: StartJob,
     replay: Replay,
     tmp_path: Path,
+    decide_in: str,
 ) -> None:
     automation, events = scenario()
     topics = make_topics(partitions=4)
@@ -98,7 +112,10 @@ def test_sigkill_of_one_process_of_two_and_a_restart_of_both(
         check=True,
         capture_output=True,
     )
-    options = ["--recovery-dir", str(recovery), "--key-groups", "16", "--batch-size", "100"]
+    options = [
+        *("--recovery-dir", str(recovery), "--key-groups", "16", "--batch-size", "100"),
+        *("--decide-in", decide_in),
+    ]
     produce_lines(kafka, topics.automation, automation)
     first, rest = events[: len(events) // 2], events[len(events) // 2 :]
     produce_events(kafka, topics.events, first, copies=True)
@@ -126,3 +143,47 @@ def test_sigkill_of_one_process_of_two_and_a_restart_of_both(
     copies = sum(len(per_item_copies(line)) for line in events)
     read_last = sum(int(n) for log in logs for n in FINAL_EVENTS.findall(log))
     assert 0 < read_last < copies, logs
+
+
+def test_deciding_in_partitions_an_event_naming_several_items_is_a_dead_letter(
+    kafka: KafkaSettings, make_topics: Any, start_job: StartJob, replay: Replay
+) -> None:
+    automation, events = scenario()
+    several = [line for line in events if b'"items":' in line and len(per_item_copies(line)) > 1]
+    topics = make_topics(partitions=4)
+    produce_lines(kafka, topics.automation, automation)
+    produce_lines(kafka, topics.events, events)
+
+    start_job(topics, "--decide-in", "partitions", until_end=True).finish()
+
+    letters = [d for d in read_json(kafka, topics.dead_letters) if "copy per item" in d["message"]]
+    assert sorted(d["record"].encode() for d in letters) == sorted(several)
+    assert {d["code"] for d in letters} == {"invalid_record"}
+    # every other event is decided as a replay of the log without them decides it
+    kept = [line for line in events if line not in set(several)]
+    expected = per_item(replay(automation, kept).out.splitlines())
+    assert per_item(written(kafka, topics)) == expected
+
+
+@pytest.mark.parametrize("first, then", [("groups", "partitions"), ("partitions", "groups")])
+def test_a_recovery_store_of_the_other_placement_is_refused(
+    kafka: KafkaSettings,
+    make_topics: Any,
+    start_job: StartJob,
+    tmp_path: Path,
+    first: str,
+    then: str,
+) -> None:
+    automation, events = scenario()
+    topics = make_topics(partitions=2)
+    produce_lines(kafka, topics.automation, automation)
+    produce_lines(kafka, topics.events, [line for line in events if b'"items":' not in line])
+    recovery = ["--recovery-dir", str(tmp_path / "recovery")]
+
+    start_job(topics, *recovery, "--decide-in", first, until_end=True).finish()
+    refused = start_job(topics, *recovery, "--decide-in", then, until_end=True)
+
+    assert refused.process.wait(60) == 2
+    output = refused.output()
+    assert f"was written by the job with --decide-in {first}" in output
+    assert "Traceback" not in output
