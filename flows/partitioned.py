@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import pickle
 import sqlite3
+import time
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -65,6 +66,10 @@ GROUPS_STEP = "decide"
 """The key-group job's decide step: its state in a recovery store is another shape."""
 
 SNAPSHOT_TAG = "partition-task/1"
+
+TALLY_EVERY_S = 0.25
+"""A task hands its counts on at most this often: the summary is on one worker, and a
+tally per batch would cross between processes as often as batches are read."""
 
 TaskSnapshot = tuple[str, int, dict[int, int], bytes | None]
 """(tag, next events offset, next automation offsets, pickled board or None)."""
@@ -165,8 +170,13 @@ class PartitionTask(StatefulSourcePartition[Counter[str], TaskSnapshot]):
         self.board.write_history(history_json if self.settings.history else None)
         self.producer: WorkerProducer = tasks.producers.for_this_worker()
         self.ready = False
+        self.finished = False
+        self.tally: Counter[str] = Counter()
+        self.tally_due = time.monotonic() + TALLY_EVERY_S
 
     def next_batch(self) -> list[Counter[str]]:
+        if self.finished:
+            raise StopIteration
         out = Decisions([], [], Counter())
         parcels: list[Parcel] = []
         for batch in self.automation.next_batch():
@@ -177,12 +187,23 @@ class PartitionTask(StatefulSourcePartition[Counter[str], TaskSnapshot]):
                 continue
             parcels.append(self._automation_parcel(batch, out))
         if self.ready:
-            parcels.extend(self._events_parcel(batch, out) for batch in self.events.next_batch())
+            try:
+                events = self.events.next_batch()
+            except StopIteration:  # read to its end (--until-end): stop after this batch,
+                self.finished = True  # whose automation is decided and counted first
+                events = []
+            parcels.extend(self._events_parcel(batch, out) for batch in events)
         decided = decide_parcels(self.board, parcels, self.settings)
         decided.tally.update(out.tally)
         decided.dead_letters.extend(out.dead_letters)
         self._write(decided)
-        return [+decided.tally] if decided.tally else []
+        self.tally.update(decided.tally)
+        now = time.monotonic()
+        if not self.tally or (now < self.tally_due and not self.finished):
+            return []
+        self.tally_due = now + TALLY_EVERY_S
+        tally, self.tally = +self.tally, Counter()
+        return [tally]
 
     def _automation_parcel(self, batch: RawBatch, out: Decisions) -> Parcel:
         """The batch as the parcel of a group: of group 0 (which reports) on task 0 only."""
@@ -211,6 +232,7 @@ class PartitionTask(StatefulSourcePartition[Counter[str], TaskSnapshot]):
         values = list(batch.values)
         out.tally[f"{EVENTS}_read"] += len(values)
         if not self.one_partition:
+            several = set()
             for index, raw in enumerate(values):
                 if raw is not None and b'"items"' in raw and _names_several(raw):
                     letter = DeadLetter(
@@ -221,9 +243,9 @@ class PartitionTask(StatefulSourcePartition[Counter[str], TaskSnapshot]):
                     )
                     out.dead_letters.append(((batch.first_seq + index, 0), letter))
                     out.tally[f"{DLQ_TALLY[EVENTS]}{SEVERAL_ITEMS.code}"] += 1
-                    values[index] = None
-            if None in values:
-                keep = [i for i, raw in enumerate(values) if raw is not None]
+                    several.add(index)
+            if several:
+                keep = [i for i in range(len(values)) if i not in several]
                 return Parcel(
                     0,
                     EVENTS,
@@ -244,7 +266,8 @@ class PartitionTask(StatefulSourcePartition[Counter[str], TaskSnapshot]):
             produce(topics.history, key, line)
         for _, letter in decided.dead_letters:
             produce(topics.dead_letters, letter.item or None, letter.to_json())
-        self.producer.check(topics.transitions)
+        for topic in (topics.transitions, topics.history, topics.dead_letters):
+            self.producer.check(topic)
 
     def next_awake(self) -> datetime | None:
         if not self.ready:
