@@ -176,3 +176,8 @@ def item_refs(line: bytes) -> list[tuple[tuple[str, str, str], str]]:
     if not isinstance(event, Event):
         return []
     return [((event.tenant, ref.entity, ref.id), event.id) for ref in event.items]
+
+
+def names_several_items(line: bytes) -> bool:
+    """Whether an event line names more than one item, as the job reads it."""
+    return len(item_refs(line)) > 1
