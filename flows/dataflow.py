@@ -179,7 +179,7 @@ def route(
             )
             continue
         if stream == AUTOMATION and None in batch.values:
-            batch = _without_bad_tombstones(batch, rejected)
+            batch = without_bad_tombstones(batch, rejected)
         count = len(batch.values)
         rejected.tally[f"{stream}_read"] += count
         source, partition = batch.source, batch.partition
@@ -204,7 +204,7 @@ def _route_to_own_group(
     out: list[tuple[str, Parcel] | Decisions] = [rejected] if group == 0 else []
     for batch in batches:
         if batch.stream == AUTOMATION and None in batch.values:
-            batch = _without_bad_tombstones(batch, rejected)
+            batch = without_bad_tombstones(batch, rejected)
         rejected.tally[f"{batch.stream}_read"] += len(batch.values)
         first, count = batch.first_seq, len(batch.values)
         seqs = range(first, first + count)
@@ -286,7 +286,7 @@ def _groups_of(record: Any, groups: int) -> set[int]:
     return {group_of(item_key(record.tenant, ref.entity, ref.id), groups) for ref in record.items}
 
 
-def _without_bad_tombstones(batch: RawBatch, rejected: Decisions) -> RawBatch:
+def without_bad_tombstones(batch: RawBatch, rejected: Decisions) -> RawBatch:
     """The batch less the tombstones its source could not read as deletions: dead letters.
 
     A source turns a tombstone into its deletion record; one left as None has a key

@@ -12,6 +12,7 @@ from connectors.jsonl import expand, read_lines
 from connectors.kafka import (
     create_topics,
     is_compacted,
+    per_item_copies,
     produce_records,
     reach,
     read_topic,
@@ -38,7 +39,11 @@ def produce(settings: ProduceSettings) -> int:
     else:
         files = expand(settings.file)
         compacted = is_compacted(settings.kafka, settings.topic)
-        records = ((record_key(line, compacted), line) for _, _, line in read_lines(files))
+        lines = (line for _, _, line in read_lines(files))
+        if settings.per_item and not compacted:
+            records = (copy for line in lines for copy in per_item_copies(line))
+        else:
+            records = ((record_key(line, compacted), line) for line in lines)
     done = produce_records(settings.kafka, settings.topic, records)
     note = f" ({done.without_key} without a key)" if done.without_key else ""
     sys.stderr.write(f"crm-triggers: produced {done.records} records to {settings.topic}{note}\n")

@@ -31,6 +31,7 @@ from flows import stop
 from flows.dataflow import FlowSettings, build_flow
 from flows.logs import progress_log, summary_log
 from flows.metrics import JOB, JobMetrics, serve
+from flows.partitioned import PartitionTasks, build_partitioned_flow, check_store
 from flows.recovery_store import recovery_store
 from flows.runtime import LIVE_GC_YOUNG, tune_gc
 from flows.settings import LiveSettings
@@ -55,6 +56,8 @@ def live_flow(
     if metrics is not None:
         metrics.name_topics(topics.events, topics.automation)
     keep = settings.recovery_dir is not None if snapshots is None else snapshots
+    if settings.decide_in == "partitions":
+        return partitioned_flow(settings, producers, progress, final, snapshots)
     return build_flow(
         KafkaSource(
             settings.kafka,
@@ -91,6 +94,36 @@ def live_flow(
     )
 
 
+def partitioned_flow(
+    settings: LiveSettings,
+    producers: Producers,
+    progress: Callable[[str], None],
+    final: Callable[[Summary], None] | None,
+    snapshots: bool | None,
+) -> Dataflow:
+    """The live job decided in the events partitions that read it (`flows.partitioned`)."""
+    flow_settings = FlowSettings(
+        history=True,
+        key_groups=1,
+        seen_window=settings.seen_window,
+        max_record_bytes=settings.max_record_bytes,
+        engine=settings.engine,
+        snapshots=settings.recovery_dir is not None if snapshots is None else snapshots,
+        await_automation=True,
+    )
+    tasks = PartitionTasks(
+        settings.kafka,
+        settings.topics,
+        producers,
+        flow_settings,
+        batch_size=settings.batch_size,
+        until_end=settings.until_end,
+        start_at_end=settings.start_from == "end",
+        cycle_ms=settings.cycle_ms,
+    )
+    return build_partitioned_flow(tasks, SummarySink(final, progress, settings.summary_interval))
+
+
 def recovery_config(settings: LiveSettings) -> RecoveryConfig | None:
     """The recovery store of a run; an empty or missing directory is made one first.
 
@@ -102,6 +135,7 @@ def recovery_config(settings: LiveSettings) -> RecoveryConfig | None:
     folder = recovery_store(settings.recovery_dir, settings.key_groups)
     if not any(p.name.endswith(".sqlite3") for p in folder.iterdir()):
         init_db_dir(folder, settings.recovery_partitions)
+    check_store(folder, settings.decide_in)
     return RecoveryConfig(str(folder), timedelta(seconds=settings.backup_interval))
 
 

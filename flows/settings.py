@@ -364,6 +364,7 @@ TOPIC_OPTIONS = (
     "history_topic",
 )
 START_FROM = ("beginning", "end")
+DECIDE_IN = ("groups", "partitions")
 DEFAULT_SNAPSHOT_INTERVAL = 10
 DEFAULT_SUMMARY_INTERVAL = 10.0
 STATS_TOPIC = "crm.stage-stats"
@@ -457,6 +458,13 @@ class RunOptions(Settings):
         "log lines as text, or json (one object a line) for log shippers (default: {default})",
         choices=LOG_FORMATS,
     )
+    decide_in: str = option(
+        "groups",
+        "where events are decided: key groups (events routed to them across workers) or "
+        "the events partitions that read them (nothing crosses workers; an event naming "
+        "several items must be written as one copy per item) (default: {default})",
+        choices=DECIDE_IN,
+    )
 
     def check(self) -> None:
         if (self.process_id is None) != (not self.addresses):
@@ -529,6 +537,13 @@ class ProduceSettings(KafkaClientSettings):
         "that record as of now; repeatable",
         metavar="KEY",
         many=True,
+        env=None,
+    )
+    per_item: bool = option(
+        False,
+        "write an event naming several items as one copy per item, keyed by that item, "
+        "so each item's events stay in its own partition (the job decides them alike)",
+        switch=True,
         env=None,
     )
 

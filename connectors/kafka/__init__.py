@@ -36,7 +36,7 @@ from connectors.kafka.client import (
     is_secret,
     masked,
 )
-from connectors.kafka.keys import automation_key, event_key, record_key
+from connectors.kafka.keys import automation_key, event_key, per_item_copies, record_key
 from connectors.kafka.sink import (
     KafkaSink,
     KafkaSinkPartition,
@@ -100,6 +100,7 @@ __all__ = [
     "is_compacted",
     "is_secret",
     "masked",
+    "per_item_copies",
     "print_line",
     "produce_records",
     "progress_line",

@@ -7,9 +7,14 @@ from typing import Any
 
 import orjson
 
-from connectors.records import DEFAULT_CATEGORY, DEFAULT_TENANT
+from connectors.records import (
+    DEFAULT_CATEGORY,
+    DEFAULT_MAX_RECORD_BYTES,
+    DEFAULT_TENANT,
+    decode_event,
+)
 from state.codes import id_text
-from state.model import is_name
+from state.model import Rejection, is_name
 
 
 def event_key(obj: Any) -> bytes | None:
@@ -65,3 +70,41 @@ def record_key(line: bytes, compacted: bool = False) -> bytes | None:
     if key is None and compacted:
         return b"unkeyed/" + hashlib.sha256(line).hexdigest()[:24].encode()
     return key
+
+
+def per_item_copies(
+    line: bytes, max_bytes: int = DEFAULT_MAX_RECORD_BYTES
+) -> list[tuple[bytes | None, bytes]]:
+    """A record as (Kafka key, value) pairs: an event naming several items as one copy
+    per item, keyed by that item; anything else as it is, keyed by `record_key`.
+
+    A copy is the event with `items` replaced by that item's reference (hint
+    included), so it is an ordinary single-item event: its transition has the id the
+    original's has for that item (the id depends on the item and the event id only),
+    and every item's events stay in its own partition. An item named twice gets one
+    copy, from its first mention, as the job decides it once. An event the job would
+    reject whole (too large, too many items, a bad item reference) is not split: it
+    stays one record and one dead letter.
+    """
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return [(record_key(line), line)]
+    if (
+        type(obj) is not dict
+        or obj.get("kind") is not None
+        or not isinstance(obj.get("items"), list)
+        or len(obj["items"]) < 2
+        or type(decode_event(line, max_bytes)) is Rejection
+    ):
+        return [(record_key(line), line)]
+    copies: dict[bytes, bytes] = {}
+    for ref in obj["items"]:
+        copy = {
+            ("item" if name == "items" else name): (ref if name == "items" else value)
+            for name, value in obj.items()
+        }
+        key = event_key(copy)
+        if key is not None and key not in copies:
+            copies[key] = orjson.dumps(copy)
+    return list(copies.items())
