@@ -62,6 +62,10 @@ def _replay(engine: str, automation: Path, events: Path, out: Path) -> tuple[int
         str(out / "transitions.jsonl"),
         "--dlq",
         str(out / "dead-letters.jsonl"),
+        # One process: its peak is the job's; with several, the first also holds the
+        # others' outputs to merge them (tests/flows/test_replay_processes.py).
+        "--workers",
+        "1",
     ]
     with open(out / "stderr", "wb") as stderr:
         child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr)
