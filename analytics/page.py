@@ -168,55 +168,16 @@ def moves_chart(pipeline: dict) -> Spec:
     order = [s["stage"] for s in pipeline["stages"]]
     order += sorted({f for f, _ in cells} - set(order))
     dark = 0.55 * max(cells.values(), default=0)
-    no_grid = {"grid": False, "ticks": False, "domain": False}
-    return {
-        "title": {
-            "text": "Moves: from stage (rows) to stage (columns)",
-            "subtitle": "transitions of triggers and moves made in the CRM, summed",
-        },
-        "width": {"step": 64},
-        "height": {"step": 26},
-        "data": {"values": rows},
-        "encoding": {
-            "y": {
-                "field": "from",
-                "type": "nominal",
-                "scale": {"domain": order},
-                "title": "from",
-                "axis": no_grid,
-            },
-            "x": {
-                "field": "to",
-                "type": "nominal",
-                "scale": {"domain": order},
-                "title": "to",
-                "axis": {**no_grid, "orient": "top", "labelAngle": -35},
-            },
-        },
-        "layer": [
-            {
-                "mark": {"type": "rect", "stroke": "#ffffff", "strokeWidth": 1},
-                "encoding": {
-                    "color": {
-                        "field": "moves",
-                        "type": "quantitative",
-                        "scale": {"scheme": "blues", "type": "sqrt"},
-                        "title": "moves",
-                    }
-                },
-            },
-            {
-                "mark": {"type": "text", "fontSize": 10},
-                "encoding": {
-                    "text": {"field": "moves", "format": ","},
-                    "color": {
-                        "condition": {"test": f"datum.moves > {dark}", "value": "#ffffff"},
-                        "value": "#222222",
-                    },
-                },
-            },
-        ],
-    }
+    return matrix_chart(
+        "Moves: from stage (rows) to stage (columns)",
+        "transitions of triggers and moves made in the CRM, summed",
+        rows,
+        order,
+        "moves",
+        {"scheme": "blues", "type": "sqrt"},
+        text_format=",",
+        dark_when=f"datum.moves > {dark}",
+    )
 
 
 def fires_chart(triggers: Sequence[dict]) -> Spec:
@@ -628,12 +589,33 @@ def moves_change_chart(moves: Sequence[dict], order: Sequence[str]) -> Spec:
     rows = [{"from": m["from"] or "(none)", "to": m["to"], "change": m["delta"]} for m in moves]
     order = [*order, *sorted({r["from"] for r in rows} - set(order))]
     largest = max((abs(r["change"]) for r in rows), default=1)
+    return matrix_chart(
+        "Change in moves: from stage (rows) to stage (columns)",
+        "transitions in the other log minus the base log",
+        rows,
+        order,
+        "change",
+        {"scheme": "redyellowgreen", "domain": [-largest, largest]},
+        text_format="+,",
+        dark_when=f"abs(datum.change) > {0.6 * largest}",
+    )
+
+
+def matrix_chart(
+    title: str,
+    subtitle: str,
+    rows: list[dict],
+    order: Sequence[str],
+    field: str,
+    scale: dict,
+    text_format: str,
+    dark_when: str,
+) -> Spec:
+    """A from/to heatmap of `field`, stages in `order` on both axes, each cell labelled
+    (white on the cells `dark_when` holds for)."""
     no_grid = {"grid": False, "ticks": False, "domain": False}
     return {
-        "title": {
-            "text": "Change in moves: from stage (rows) to stage (columns)",
-            "subtitle": "transitions in the other log minus the base log",
-        },
+        "title": {"text": title, "subtitle": subtitle},
         "width": {"step": 64},
         "height": {"step": 26},
         "data": {"values": rows},
@@ -641,14 +623,14 @@ def moves_change_chart(moves: Sequence[dict], order: Sequence[str]) -> Spec:
             "y": {
                 "field": "from",
                 "type": "nominal",
-                "scale": {"domain": order},
+                "scale": {"domain": list(order)},
                 "title": "from",
                 "axis": no_grid,
             },
             "x": {
                 "field": "to",
                 "type": "nominal",
-                "scale": {"domain": order},
+                "scale": {"domain": list(order)},
                 "title": "to",
                 "axis": {**no_grid, "orient": "top", "labelAngle": -35},
             },
@@ -658,22 +640,19 @@ def moves_change_chart(moves: Sequence[dict], order: Sequence[str]) -> Spec:
                 "mark": {"type": "rect", "stroke": "#ffffff", "strokeWidth": 1},
                 "encoding": {
                     "color": {
-                        "field": "change",
+                        "field": field,
                         "type": "quantitative",
-                        "scale": {"scheme": "redyellowgreen", "domain": [-largest, largest]},
-                        "title": "change",
+                        "scale": scale,
+                        "title": field,
                     }
                 },
             },
             {
                 "mark": {"type": "text", "fontSize": 10},
                 "encoding": {
-                    "text": {"field": "change", "format": "+,"},
+                    "text": {"field": field, "format": text_format},
                     "color": {
-                        "condition": {
-                            "test": f"abs(datum.change) > {0.6 * largest}",
-                            "value": "#ffffff",
-                        },
+                        "condition": {"test": dark_when, "value": "#ffffff"},
                         "value": "#222222",
                     },
                 },

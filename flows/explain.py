@@ -11,7 +11,6 @@ decoded and checked exactly.
 from __future__ import annotations
 
 import gzip
-import os
 import re
 import sys
 import textwrap
@@ -32,7 +31,8 @@ from connectors.records import (
     parse_automation,
     transition_json,
 )
-from flows.options import Settings, option, positive_int
+from flows.options import option, positive_int
+from flows.settings import EventLogs
 from state.board import DEFAULT_SEEN_WINDOW, Board
 from state.codes import id_text
 from state.errors import ConfigError
@@ -61,27 +61,9 @@ FORMATS = ("text", "json")
 
 
 @dataclass(frozen=True, repr=False)
-class ExplainSettings(Settings):
+class ExplainSettings(EventLogs):
     """`crm-triggers explain`: the inputs as in replay, the item, and the engine's windows."""
 
-    automation: tuple[str, ...] = option(
-        (),
-        "automation log",
-        metavar="FILE",
-        many=True,
-        separator=os.pathsep,
-        cli_env=False,
-        required="the automation log",
-    )
-    events: tuple[str, ...] = option(
-        (),
-        "event log (repeatable; several are merged by occurred_at, as in replay)",
-        metavar="FILE",
-        many=True,
-        separator=os.pathsep,
-        cli_env=False,
-        required="at least one event log",
-    )
     item: str = option(
         "",
         "the item, e.g. acme/deal/42",

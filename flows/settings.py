@@ -112,7 +112,9 @@ one, events go to their group undecoded and are decoded once (docs/performance.m
 
 
 @dataclass(frozen=True, repr=False)
-class ReplayFiles(Settings):
+class EventLogs(Settings):
+    """The inputs of a decision: the automation log and the event logs (replay, explain)."""
+
     automation: tuple[str, ...] = option(
         (),
         "automation log: .jsonl, .jsonl.gz, a folder of them, or -",
@@ -131,6 +133,10 @@ class ReplayFiles(Settings):
         cli_env=False,
         required="at least one event log",
     )
+
+
+@dataclass(frozen=True, repr=False)
+class ReplayFiles(EventLogs):
     out: str = option(
         "-", "transitions as JSON Lines (default: stdout)", metavar="FILE", cli_env=False
     )
