@@ -122,6 +122,10 @@ class ReportSettings(AnalyticsInputs):
     section: str | None = option(
         None, "with --format csv: only this table", choices=tuple(SECTIONS), env=None
     )
+    stats: tuple[str, ...] = _log(
+        "window records of the live statistics (kafka:crm.stage-stats): their merged "
+        "time in stage against the exact figures"
+    )
 
     def check(self) -> None:
         if self.section and self.format != "csv":
@@ -180,6 +184,13 @@ def report(settings: ReportSettings) -> int:
             automation=_paths(inputs, settings.automation),
         )
         built = _queried(lambda: build_report(connect(), files, scope, skipped))
+        if settings.stats:
+            from analytics.windows import read_windows, window_closeness
+
+            windows, not_windows = read_windows(_paths(inputs, settings.stats))
+            built["stats"] = window_closeness(windows, built, settings.start, settings.end)
+            if not_windows:
+                sys.stderr.write(f"crm-triggers: --stats: {not_windows} lines not window records\n")
     if settings.tenant is not None and not built["pipelines"]:
         raise ConfigError(f"--tenant {settings.tenant}: no history records of that tenant")
     if settings.format == "json":
@@ -188,6 +199,10 @@ def report(settings: ReportSettings) -> int:
         sys.stdout.write(to_csv(built, settings.section))
     else:
         sys.stdout.write(to_text(built))
+        if "stats" in built:
+            from analytics.windows import closeness_text
+
+            sys.stdout.write(closeness_text(built["stats"]))
     if settings.html:
         from analytics.page import report_page
 

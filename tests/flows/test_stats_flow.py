@@ -582,3 +582,39 @@ def test_the_main_jobs_history_is_read_whole(tmp_path: Path) -> None:
         pipeline
         for pipeline in (f"{r['tenant']}/{r['item']['entity']}/{r['category']}" for r in records)
     } == {f"{w['tenant']}/{w['entity']}/{w['category']}" for w in windows}
+
+
+def test_report_stats_merges_the_windows_to_the_exact_figures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `report --stats`: the sample's windows, merged per stage, count the report's closed
+    # stays exactly, and their p50 and p90 lie within one bucket of the exact ones.
+    from flows.cli import main
+
+    history = tmp_path / "history.jsonl"
+    samples = Path(__file__).resolve().parents[2] / "samples"
+    replayed = [
+        *("replay", "--out", str(tmp_path / "out.jsonl"), "--history", str(history)),
+        *("--automation", f"{samples}/automation.jsonl", "--events", f"{samples}/events.jsonl"),
+    ]
+    assert main(replayed) == 0
+    records = [orjson.loads(line) for line in history.read_bytes().splitlines()]
+    windows, late, _ = run_stats(records, batch_size=500)
+    assert late == []
+    stats = tmp_path / "stats.jsonl"
+    stats.write_bytes(b"".join(orjson.dumps(w) + b"\n" for w in windows))
+    capsys.readouterr()
+    report = ["report", "--history", str(history), "--stats", str(stats)]
+    assert main([*report, "--format", "json"]) == 0
+    rows = orjson.loads(capsys.readouterr().out)["stats"]
+    compared = [r for r in rows if r["p50"] is not None]
+    assert len(compared) > 10
+    for row in rows:
+        assert row["closed"] == row["closed_exact"], row
+    for row in compared:
+        for name in ("p50", "p90"):
+            assert row[name]["within_bound"], row
+            assert row[name]["buckets_apart"] <= 1, row
+    assert main(report) == 0
+    text = capsys.readouterr().out
+    assert "Live statistics (window records) against the exact figures" in text
