@@ -17,7 +17,7 @@ from typing import Any
 
 import vl_convert
 
-from analytics.render import count, duration, percent
+from analytics.render import count, duration, percent, stage_cells
 
 Spec = dict[str, Any]
 
@@ -403,19 +403,7 @@ def report_page(report: dict) -> str:
                     "open p50 age",
                 ],
                 [
-                    [
-                        s["stage"],
-                        s["semantic"] or "?",
-                        count(s["entered"]),
-                        count(s["reached"]),
-                        percent(s["conversion_to_next"]),
-                        count(s["stays"]["closed"]),
-                        duration(s["stays"]["mean_s"]),
-                        duration(s["stays"]["p50_s"]),
-                        duration(s["stays"]["p90_s"]),
-                        count(s["stays"]["open"]),
-                        duration(s["stays"]["open_p50_age_s"]),
-                    ]
+                    stage_cells(s)
                     for s in p["stages"]
                 ],
                 numeric_from=2,

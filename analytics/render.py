@@ -87,19 +87,7 @@ def to_text(report: Report) -> str:
                     "open p50",
                 ],
                 [
-                    [
-                        s["stage"],
-                        s["semantic"] or "?",
-                        count(s["entered"]),
-                        count(s["reached"]),
-                        percent(s["conversion_to_next"]),
-                        count(s["stays"]["closed"]),
-                        duration(s["stays"]["mean_s"]),
-                        duration(s["stays"]["p50_s"]),
-                        duration(s["stays"]["p90_s"]),
-                        count(s["stays"]["open"]),
-                        duration(s["stays"]["open_p50_age_s"]),
-                    ]
+                    stage_cells(s)
                     for s in p["stages"]
                 ],
                 numeric_from=2,
@@ -289,3 +277,21 @@ def to_csv(report: Report, section: str | None) -> str:
     if section is not None:
         return _csv_table(SECTIONS[section](report))
     return "\n".join(f"# {name}\n{_csv_table(rows(report))}" for name, rows in SECTIONS.items())
+
+
+def stage_cells(stage: dict) -> list[str]:
+    """A stage's row of the report's stage table, as text (text tables and the page)."""
+    stays = stage["stays"]
+    return [
+        stage["stage"],
+        stage["semantic"] or "?",
+        count(stage["entered"]),
+        count(stage["reached"]),
+        percent(stage["conversion_to_next"]),
+        count(stays["closed"]),
+        duration(stays["mean_s"]),
+        duration(stays["p50_s"]),
+        duration(stays["p90_s"]),
+        count(stays["open"]),
+        duration(stays["open_p50_age_s"]),
+    ]
