@@ -20,6 +20,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from datetime import timedelta
+from typing import Any
 
 from bytewax._bytewax import cli_main
 from bytewax.dataflow import Dataflow
@@ -153,6 +154,12 @@ def run_live(settings: LiveSettings) -> None:
     final = print_summary if settings.log_format == "text" else summary_log
     flow = live_flow(settings, progress=progress_log, final=final, metrics=metrics)
     stop.install()
+    run_in_cluster(flow, settings, recovery_config(settings))
+
+
+def run_in_cluster(flow: Dataflow, settings: Any, recovery: RecoveryConfig | None) -> None:
+    """Run `flow` as this process of the cluster `settings` names (`workers`, `process_id`,
+    `addresses`, `snapshot_interval`), with the project's error or the interrupt unwrapped."""
     try:
         cli_main(
             flow,
@@ -160,7 +167,7 @@ def run_live(settings: LiveSettings) -> None:
             process_id=settings.process_id,
             addresses=list(settings.addresses) or None,
             epoch_interval=timedelta(seconds=settings.snapshot_interval),
-            recovery_config=recovery_config(settings),
+            recovery_config=recovery,
         )
     except Exception as failed:
         # Bytewax wraps what a step raised, and the interrupt of a single worker.

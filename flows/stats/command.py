@@ -28,7 +28,7 @@ from flows.settings import (
     TopicSettings,
     topic_name,
 )
-from state.errors import ConfigError, CrmTriggersError, SourceError
+from state.errors import ConfigError, SourceError
 
 HISTORY_TOPIC = Topics.history
 
@@ -158,26 +158,9 @@ def run_stats(settings: StatsSettings) -> None:
     SIGTERM stops it like Ctrl-C: at once, resuming from the last snapshot. Not the
     clean stop of `run`: ending the input would close every open window early.
     """
-    from bytewax._bytewax import cli_main
-
-    from flows.live import _first_cause
+    from flows.live import run_in_cluster
     from flows.stats.dataflow import stats_flow
 
     flow = stats_flow(settings)
     signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        cli_main(
-            flow,
-            workers_per_process=settings.workers,
-            process_id=settings.process_id,
-            addresses=list(settings.addresses) or None,
-            epoch_interval=timedelta(seconds=settings.snapshot_interval),
-            recovery_config=recovery_config(settings),
-        )
-    except Exception as failed:
-        cause = _first_cause(failed)
-        if isinstance(cause, KeyboardInterrupt):
-            raise KeyboardInterrupt from None
-        if isinstance(cause, CrmTriggersError):
-            raise cause from None
-        raise
+    run_in_cluster(flow, settings, recovery_config(settings))
