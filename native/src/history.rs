@@ -106,16 +106,7 @@ impl NativeBoard {
             .and_then(|v| v.positions.get(&stage).map(|&p| v.semantics[p].clone()));
         let id = record_id(&[&event.tenant, &r.entity, &r.id, &event.id, kind]);
         let mut out = Vec::with_capacity(384);
-        out.extend_from_slice(b"{\"id\":");
-        push_json_str(&mut out, &id);
-        out.extend_from_slice(b",\"tenant\":");
-        push_json_str(&mut out, &event.tenant);
-        out.extend_from_slice(b",\"item\":{\"entity\":");
-        push_json_str(&mut out, &r.entity);
-        out.extend_from_slice(b",\"id\":");
-        push_json_str(&mut out, &r.id);
-        out.extend_from_slice(b"},\"category\":");
-        push_json_str(&mut out, self.names.text(category));
+        push_record_head(&mut out, &id, &event.tenant, r, self.names.text(category));
         out.extend_from_slice(b",\"stage\":");
         push_json_str(&mut out, self.names.text(stage));
         out.extend_from_slice(b",\"from_stage\":");

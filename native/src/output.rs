@@ -5,6 +5,21 @@ use super::*;
 // Output --------------------------------------------------------------------------------
 
 /// A JSON string exactly as orjson writes it.
+/// The head every output record of an item shares: `{"id", "tenant", "item": {"entity",
+/// "id"}, "category"` (transitions and stage history).
+pub(crate) fn push_record_head(out: &mut Vec<u8>, id: &str, tenant: &str, r: &Ref, category: &str) {
+    out.extend_from_slice(b"{\"id\":");
+    push_json_str(out, id);
+    out.extend_from_slice(b",\"tenant\":");
+    push_json_str(out, tenant);
+    out.extend_from_slice(b",\"item\":{\"entity\":");
+    push_json_str(out, &r.entity);
+    out.extend_from_slice(b",\"id\":");
+    push_json_str(out, &r.id);
+    out.extend_from_slice(b"},\"category\":");
+    push_json_str(out, category);
+}
+
 pub(crate) fn push_json_str(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
     let bytes = text.as_bytes();
@@ -120,16 +135,13 @@ impl NativeBoard {
         }
         let from_stage = state.stage;
         let mut out = Vec::with_capacity(512);
-        out.extend_from_slice(b"{\"id\":");
-        push_json_str(&mut out, &tid);
-        out.extend_from_slice(b",\"tenant\":");
-        push_json_str(&mut out, &event.tenant);
-        out.extend_from_slice(b",\"item\":{\"entity\":");
-        push_json_str(&mut out, &r.entity);
-        out.extend_from_slice(b",\"id\":");
-        push_json_str(&mut out, &r.id);
-        out.extend_from_slice(b"},\"category\":");
-        push_json_str(&mut out, self.names.text(state.category));
+        push_record_head(
+            &mut out,
+            &tid,
+            &event.tenant,
+            r,
+            self.names.text(state.category),
+        );
         out.extend_from_slice(b",\"from_stage\":");
         push_json_str(&mut out, self.names.text(state.stage));
         out.extend_from_slice(b",\"to_stage\":");
