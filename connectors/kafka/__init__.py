@@ -46,6 +46,7 @@ from connectors.kafka.sink import (
     produce_records,
 )
 from connectors.kafka.source import (
+    BEHIND_WAIT,
     DEFAULT_BATCH_SIZE,
     IDLE_WAIT,
     AutomationPartition,
@@ -71,6 +72,7 @@ class PeriodicSummarySink(SummarySink):
 
 
 __all__ = [
+    "BEHIND_WAIT",
     "DEFAULT_BATCH_SIZE",
     "IDLE_WAIT",
     "MASK",

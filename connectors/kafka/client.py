@@ -45,6 +45,10 @@ _CONSUMER_DEFAULTS = {
     "client.id": "crm-triggers",
     "group.id": "crm-triggers",  # required by librdkafka; nothing is committed under it
     "auto.offset.reset": "error",  # a resume offset lost to retention stops the job loudly
+    # Once a partition's prefetch queue holds queued.min.messages (100,000), librdkafka
+    # puts off its next fetch by this long (1,000 ms by default): a worker deciding more
+    # than about 100k events/s of one partition drains the queue first and then waits.
+    "fetch.queue.backoff.ms": 10,
 }
 _PERMANENT_ERRORS = frozenset(
     {

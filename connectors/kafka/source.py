@@ -48,6 +48,10 @@ DEFAULT_BATCH_SIZE = 4096
 IDLE_WAIT = timedelta(milliseconds=5)
 """After a poll that found nothing, the wait before polling that partition again."""
 
+BEHIND_WAIT = timedelta(milliseconds=1)
+"""The same wait when the partition has records past its position (as of the last fetch):
+they are being fetched, and a worker that waited the full IDLE_WAIT would fall behind."""
+
 
 class SourceObserver(Protocol):
     """Who watches the source (the job's metrics): every cycle, and each partition's lag."""
@@ -202,7 +206,9 @@ class EventsPartition(StatefulSourcePartition[RawBatch, int]):
         return high - self.next_offset if high >= 0 else None
 
     def next_awake(self) -> datetime | None:
-        return datetime.now(UTC) + IDLE_WAIT if self.idle else None
+        if not self.idle:
+            return None
+        return datetime.now(UTC) + (BEHIND_WAIT if self._behind() else IDLE_WAIT)
 
     def snapshot(self) -> int:
         if self.observer is not None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import pytest
 
 from connectors.kafka import (
+    BEHIND_WAIT,
     AutomationPartition,
     EventsPartition,
     KafkaSettings,
@@ -181,3 +183,61 @@ def test_a_missing_output_topic_fails_at_start(kafka: KafkaSettings) -> None:
     sink = KafkaSink(Producers(kafka), "crm-triggers-no-such-topic")
     with pytest.raises(DeliveryError, match=r"'crm-triggers-no-such-topic'.*topics create"):
         sink.list_parts()
+
+
+@pytest.mark.parametrize("backoff_ms", [None, 1000])
+def test_an_events_partition_read_faster_than_it_fills_never_waits_long_for_a_fetch(
+    kafka: KafkaSettings, make_topics: Any, backoff_ms: int | None
+) -> None:
+    """librdkafka stops fetching a partition whose queue holds queued.min.messages and puts
+    the next fetch off by fetch.queue.backoff.ms: its default (1 s) starved a worker that
+    drains the queue in less; the job's default does not. With 1 s given, the gap shows."""
+    topics = make_topics(partitions=1)
+    total = 250_000
+    produce_records(kafka, topics.events, ((None, b"{}") for _ in range(total)))
+    options = {} if backoff_ms is None else {"fetch.queue.backoff.ms": str(backoff_ms)}
+    part = EventsPartition(
+        KafkaSettings(kafka.brokers, options), topics.events, 0, None, 4096, until_end=True
+    )
+    read, longest, last = 0, 0.0, time.monotonic()
+    deadline = last + 60
+    try:
+        while True:
+            assert time.monotonic() < deadline, f"read {read} of {total}"
+            try:
+                batches = part.next_batch()
+            except StopIteration:
+                break
+            now = time.monotonic()
+            if batches:
+                if read:  # the first fetch is the consumer's start, not a wait
+                    longest = max(longest, now - last)
+                read += sum(len(b.values) for b in batches)
+                last = now
+    finally:
+        part.close()
+    assert read == total
+    if backoff_ms is None:
+        assert longest < 0.4, f"waited {longest:.3f} s for records already in the partition"
+    else:
+        assert longest > 0.4, f"no wait for a fetch put off by {backoff_ms} ms ({longest:.3f} s)"
+
+
+def test_an_idle_events_partition_polls_again_sooner_while_records_are_past_its_position(
+    kafka: KafkaSettings, make_topics: Any
+) -> None:
+    topics = make_topics(partitions=1)
+    produce_records(kafka, topics.events, ((None, b"{}") for _ in range(10)))
+    part = EventsPartition(kafka, topics.events, 0, None, 4096)
+    try:
+        assert sum(len(b.values) for b in read_batches(part, 10)) == 10
+        assert part.next_batch() == [] and part.idle  # at the end: the full idle wait
+        wait = part.next_awake()
+        assert wait is not None
+        assert wait - datetime.now(UTC) > BEHIND_WAIT
+        part.next_offset = 4  # records past the position, known from the last fetch
+        wait = part.next_awake()
+        assert wait is not None
+        assert wait - datetime.now(UTC) <= BEHIND_WAIT
+    finally:
+        part.close()
