@@ -58,7 +58,7 @@ def live_flow(
         metrics.name_topics(topics.events, topics.automation)
     keep = settings.recovery_dir is not None if snapshots is None else snapshots
     if settings.decide_in == "partitions":
-        return partitioned_flow(settings, producers, progress, final, snapshots)
+        return partitioned_flow(settings, producers, progress, final, snapshots, metrics)
     return build_flow(
         KafkaSource(
             settings.kafka,
@@ -101,15 +101,18 @@ def partitioned_flow(
     progress: Callable[[str], None],
     final: Callable[[Summary], None] | None,
     snapshots: bool | None,
+    metrics: JobMetrics | None = None,
 ) -> Dataflow:
-    """The live job decided in the events partitions that read it (`flows.partitioned`)."""
+    """The live job decided in the events partitions that read it (`flows.partitioned`),
+    with the same metrics and clean stop as the key groups'."""
+    keep = settings.recovery_dir is not None if snapshots is None else snapshots
     flow_settings = FlowSettings(
         history=True,
         key_groups=1,
         seen_window=settings.seen_window,
         max_record_bytes=settings.max_record_bytes,
         engine=settings.engine,
-        snapshots=settings.recovery_dir is not None if snapshots is None else snapshots,
+        snapshots=keep,
         await_automation=True,
     )
     tasks = PartitionTasks(
@@ -121,8 +124,17 @@ def partitioned_flow(
         until_end=settings.until_end,
         start_at_end=settings.start_from == "end",
         cycle_ms=settings.cycle_ms,
+        metrics=metrics,
+        stop=stop.requested,
     )
-    return build_partitioned_flow(tasks, SummarySink(final, progress, settings.summary_interval))
+    summary = SummarySink(
+        final,
+        progress,
+        settings.summary_interval,
+        None if metrics is None else metrics.add_tally,
+        JOB.log_snapshot if keep else None,
+    )
+    return build_partitioned_flow(tasks, summary)
 
 
 def recovery_config(settings: LiveSettings) -> RecoveryConfig | None:

@@ -18,6 +18,11 @@ An event naming several items must be written as one copy per item (`produce
 --per-item`): decided in one partition, the other items' state would be split
 from their own events'. With more than one events partition, such an event is
 an `invalid_record` dead letter naming the fix.
+
+With `metrics` (`--metrics-port`) the tasks feed the job's metrics as the key
+groups do; once a stop is requested (`flows.stop`) every task ends as at the end
+of its input: its counts handed on, its outputs acknowledged, its last snapshot
+taken.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import pickle
 import sqlite3
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -47,6 +53,7 @@ from connectors.kafka import (
 from connectors.raw import AUTOMATION, AUTOMATION_CAUGHT_UP, EVENTS, RawBatch
 from connectors.records import decode_event, history_json
 from connectors.summary import SummarySink
+from flows import metrics as job_metrics
 from flows.dataflow import (
     DLQ_TALLY,
     Decisions,
@@ -56,6 +63,7 @@ from flows.dataflow import (
     new_board,
     without_bad_tombstones,
 )
+from flows.metrics import JobMetrics
 from state.engine import Engine
 from state.errors import ConfigError
 from state.model import Rejection
@@ -98,6 +106,8 @@ class PartitionTasks(FixedPartitionedSource[Counter[str], TaskSnapshot]):
         until_end: bool = False,
         start_at_end: bool = False,
         cycle_ms: int = 0,
+        metrics: JobMetrics | None = None,
+        stop: Callable[[], bool] | None = None,
     ) -> None:
         self.kafka = kafka
         self.topics = topics
@@ -107,6 +117,8 @@ class PartitionTasks(FixedPartitionedSource[Counter[str], TaskSnapshot]):
         self.until_end = until_end
         self.start_at_end = start_at_end
         self.cycle_ms = cycle_ms
+        self.metrics = metrics
+        self.stop = stop
 
     def list_parts(self) -> list[str]:
         admin = admin_client(self.kafka)
@@ -158,6 +170,9 @@ class PartitionTask(StatefulSourcePartition[Counter[str], TaskSnapshot]):
             tasks.start_at_end,
             tasks.cycle_ms,
         )
+        self.metrics = tasks.metrics
+        self.events.observer = tasks.metrics
+        self.stop = tasks.stop
         self.automation = AutomationPartition(
             tasks.kafka,
             tasks.topics.automation,
@@ -177,11 +192,17 @@ class PartitionTask(StatefulSourcePartition[Counter[str], TaskSnapshot]):
     def next_batch(self) -> list[Counter[str]]:
         if self.finished:
             raise StopIteration
+        if self.stop is not None and self.stop():
+            # Ends as at the end of its input: the counts not yet handed on go now.
+            self.finished = True
+            tally, self.tally = +self.tally, Counter()
+            return [tally] if tally else []
         out = Decisions([], [], Counter())
         parcels: list[Parcel] = []
         for batch in self.automation.next_batch():
             if batch.stream == AUTOMATION_CAUGHT_UP:
                 self.ready = True
+                job_metrics.JOB.automation_caught_up()  # each process: its readiness
                 if self.reports:
                     out.tally["automation_caught_up"] += 1
                 continue
@@ -262,6 +283,8 @@ class PartitionTask(StatefulSourcePartition[Counter[str], TaskSnapshot]):
         produce, topics = self.producer.produce, self.topics
         for key, (_, line) in decided.transitions:
             produce(topics.transitions, key, line)
+        if self.metrics is not None and decided.transitions:
+            self.metrics.transitions_written([decided.transitions[-1][1][1]])
         for key, (_, line) in decided.history:
             produce(topics.history, key, line)
         for _, letter in decided.dead_letters:
@@ -278,8 +301,11 @@ class PartitionTask(StatefulSourcePartition[Counter[str], TaskSnapshot]):
         for topic in (self.topics.transitions, self.topics.history, self.topics.dead_letters):
             self.producer.wait(topic)
         board = None
+        job_metrics.JOB.group_items(self.partition, len(self.board))  # sampled once per epoch
         if self.settings.snapshots:
+            started = time.perf_counter()
             board = pickle.dumps(self.board, protocol=pickle.HIGHEST_PROTOCOL)
+            job_metrics.JOB.snapshot_taken(len(board), time.perf_counter() - started)
         return (SNAPSHOT_TAG, self.events.snapshot(), self.automation.snapshot(), board)
 
     def close(self) -> None:

@@ -25,6 +25,7 @@ from tests.integration.conftest import (
     read_json,
 )
 from tests.integration.test_recovery_breadth import Cluster
+from tests.integration.test_stop_and_faults import free_port, get
 from tests.reference.randlog import random_scenario
 
 pytestmark = pytest.mark.integration
@@ -187,3 +188,48 @@ def test_a_recovery_store_of_the_other_placement_is_refused(
     output = refused.output()
     assert f"was written by the job with --decide-in {first}" in output
     assert "Traceback" not in output
+
+
+def test_deciding_in_partitions_a_sigterm_stops_cleanly_with_metrics_served_meanwhile(
+    kafka: KafkaSettings,
+    make_topics: Any,
+    start_job: StartJob,
+    replay: Replay,
+    tmp_path: Path,
+) -> None:
+    """The partition tasks feed the metrics and stop on a signal as the key groups do: the
+    last snapshot covers every event read, and a restart reads on from there."""
+    automation, events = scenario()
+    first, rest = events[:4000], events[4000:]
+    topics = make_topics(partitions=4)
+    produce_lines(kafka, topics.automation, automation)
+    copies = sum(1 for line in first for _ in per_item_copies(line))
+    produce_events(kafka, topics.events, first, copies=True)
+    recovery = ["--recovery-dir", str(tmp_path / "recovery"), "--decide-in", "partitions"]
+    port = free_port()
+    job = start_job(topics, *recovery, "--metrics-port", str(port), "--snapshot-interval", "30")
+    job.wait_until(lambda c: c["events_read"] >= copies)
+    deadline = time.monotonic() + 30
+    while (status := get(f"http://127.0.0.1:{port}/readyz")[0]) != 200:
+        assert time.monotonic() < deadline, f"never ready: {status}\n{job.output()}"
+        time.sleep(0.1)
+    _, metrics = get(f"http://127.0.0.1:{port}/metrics")
+    read_metric = f'crm_triggers_records_read_total{{topic="{topics.events}"}} {copies}.0'
+    assert read_metric.encode() in metrics, metrics.decode()
+    for partition in range(4):
+        assert f'crm_triggers_consumer_lag{{partition="{partition}"'.encode() in metrics
+    # No snapshot was due (every 30 s): only the stop writes the one that counts.
+    assert job.stop() == 0
+    output = job.output()
+    assert "panicked" not in output and "Traceback" not in output
+    assert "SIGTERM: stopping" in output
+    assert job.events_read_in_total() == copies  # the final summary
+
+    produce_events(kafka, topics.events, rest, copies=True)
+    resumed = start_job(topics, *recovery, until_end=True)
+    resumed.finish()
+    assert resumed.events_read_in_total() == sum(
+        1 for line in rest for _ in per_item_copies(line)
+    )  # read on exactly where the stop left off
+    expected = per_item(replay(automation, events).out.splitlines())
+    assert per_item(written(kafka, topics)) == expected
