@@ -449,6 +449,7 @@ def bench_cluster(bench: Bench) -> None:
     if args.partitions < 2:
         print(f"note: the events topic has {args.partitions} partition: one process reads it all")
     one_rates, two_rates, ratios, windows, cpu_ratios = [], [], [], [], []
+    two_windows, window_ratios = [], []
     one_cmd: list[str] = []
     two_cmds: list[list[str]] = []
     for run in range(1, args.runs + 1):
@@ -459,14 +460,24 @@ def bench_cluster(bench: Bench) -> None:
         with CpuUse() as one_cpu:
             one_wall, one_output = timed(one_cmd)
         with CpuUse() as two_cpu:
-            two_wall, _ = timed_together(two_cmds)
+            two_wall, two_output = timed_together(two_cmds)
         one_moved, two_moved = count(kafka, one_out.transitions), count(kafka, two_out.transitions)
         one_rates.append(events / one_wall)
         two_rates.append(events / two_wall)
         ratios.append(one_wall / two_wall)
-        window = window_rate(one_output)
+        window, two_window = window_rate(one_output), window_rate(two_output)
         if window is not None:
             windows.append(window)
+        if two_window is not None:
+            two_windows.append(two_window)
+        if window is not None and two_window is not None:
+            window_ratios.append(two_window / window)
+            print(
+                f"  own processing windows (the summary's, start excluded): one process "
+                f"{window:,.0f} events/s, two processes {two_window:,.0f}, two/one "
+                f"{two_window / window:.2f}",
+                flush=True,
+            )
         check = "" if one_moved == two_moved else f" (two processes: {two_moved:,})"
         print(
             f"run {run}: one process {events / one_wall:,.0f} events/s ({one_wall:.1f} s), "
@@ -496,7 +507,13 @@ def bench_cluster(bench: Bench) -> None:
     print(f"  two processes, one worker each:  {statistics.median(two_rates):,.0f} events/s")
     for command in two_cmds:
         print("    reproduce (together): " + quoted(command))
+    if two_windows:
+        print(
+            f"    (the cluster's processing window: {statistics.median(two_windows):,.0f} events/s)"
+        )
     print(f"  two / one:                       {statistics.median(ratios):.2f} (target >= 1.5)")
+    if window_ratios:
+        print(f"  two / one, processing windows:   {statistics.median(window_ratios):.2f}")
     print(f"  CPU per event, two / one:        {statistics.median(cpu_ratios):.2f} (target <= 1.1)")
     print(flush=True)
 
