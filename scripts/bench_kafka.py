@@ -5,6 +5,7 @@
                                   [--partitions N] [--brokers HOST:PORT] [--keep-topics]
                                   [--key-groups N] [--rate EVENTS_PER_S] [--warmup 10]
                                   [--duration 40] [--latency-intervals default,1]
+                                  [--decide-in groups|partitions] [--per-item]
 
 Generates a realistic log once (scripts/generate.py, cached in .cache/bench/),
 loads it into fresh uuid-named topics on the local broker (started with
@@ -228,6 +229,11 @@ def job_command(
         *groups,
         *extra,
     ]
+
+
+def placement(args: argparse.Namespace) -> list[str]:
+    """The job's --decide-in option, when not the default."""
+    return [] if args.decide_in == "groups" else ["--decide-in", args.decide_in]
 
 
 def cluster_commands(
@@ -647,7 +653,9 @@ def bench_latency(bench: Bench) -> None:
     rate = args.rate
     if rate is None:
         if bench.one_process_rate is None:
-            measure = job_command(bench.brokers, bench.fresh("max"), args.key_groups)
+            measure = job_command(
+                bench.brokers, bench.fresh("max"), args.key_groups, placement(args)
+            )
             wall, output = timed(measure)
             bench.one_process_rate = window_rate(output) or bench.events / wall
             print(
@@ -690,7 +698,7 @@ def bench_cycles(bench: Bench, cycles: list[str]) -> None:
     for run in range(1, args.runs + 1):
         order = cycles if run % 2 else cycles[::-1]
         for cycle in order:
-            extra = [] if cycle == "default" else ["--cycle-ms", cycle]
+            extra = placement(args) + ([] if cycle == "default" else ["--cycle-ms", cycle])
             measure = job_command(bench.brokers, bench.fresh("max"), args.key_groups, extra)
             wall, output = timed(measure)
             maxima[cycle].append(window_rate(output) or bench.events / wall)
@@ -741,7 +749,11 @@ def latency_at(
     )
     plans = topic_plans(topics, args.partitions)
     create_topics(kafka, [plans[0], *plans[2:]], 1)
-    extra = [*job_extra, *([] if interval is None else ["--snapshot-interval", interval])]
+    extra = [
+        *placement(args),
+        *job_extra,
+        *([] if interval is None else ["--snapshot-interval", interval]),
+    ]
     command = job_command(bench.brokers, topics, args.key_groups, extra, until_end=False)
     job = subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -919,7 +931,7 @@ def main() -> int:
         "--decide-in",
         choices=("groups", "partitions"),
         default="groups",
-        help="cluster: the job's --decide-in (default: groups)",
+        help="cluster and latency: the job's --decide-in (default: groups)",
     )
     parser.add_argument(
         "--per-item",
