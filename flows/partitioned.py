@@ -253,18 +253,20 @@ class PartitionTask(StatefulSourcePartition[Counter[str], TaskSnapshot]):
         values = list(batch.values)
         out.tally[f"{EVENTS}_read"] += len(values)
         if not self.one_partition:
-            several = set()
-            for index, raw in enumerate(values):
-                if raw is not None and b'"items"' in raw and _names_several(raw):
-                    letter = DeadLetter(
-                        SEVERAL_ITEMS.code,
-                        SEVERAL_ITEMS.message,
-                        raw,
-                        batch.origin(index),
-                    )
-                    out.dead_letters.append(((batch.first_seq + index, 0), letter))
-                    out.tally[f"{DLQ_TALLY[EVENTS]}{SEVERAL_ITEMS.code}"] += 1
-                    several.add(index)
+            several = {
+                index
+                for index, raw in enumerate(values)
+                if raw is not None and b'"items"' in raw and _names_several(raw)
+            }
+            for index in sorted(several):
+                letter = DeadLetter(
+                    SEVERAL_ITEMS.code,
+                    SEVERAL_ITEMS.message,
+                    values[index] or b"",
+                    batch.origin(index),
+                )
+                out.dead_letters.append(((batch.first_seq + index, 0), letter))
+                out.tally[f"{DLQ_TALLY[EVENTS]}{SEVERAL_ITEMS.code}"] += 1
             if several:
                 keep = [i for i in range(len(values)) if i not in several]
                 return Parcel(
