@@ -21,11 +21,13 @@ from bytewax.recovery import RecoveryConfig, init_db_dir
 from connectors.kafka import TopicPlan, Topics, admin_client, masked, topic_partitions
 from flows.options import Reader, Settings, env_name, option, redefault
 from flows.settings import (
+    DEFAULT_ENGINE,
     STATS_TOPIC,
     KafkaClientSettings,
     RunOptions,
     StatsTopicOption,
     TopicSettings,
+    engine_of,
     topic_name,
 )
 from state.errors import ConfigError, SourceError
@@ -96,6 +98,11 @@ class WindowSettings(Settings):
         "(default: 10m)",
         metavar="DURATION",
         read=duration(timedelta(0)),
+    )
+    engine: str = option(
+        DEFAULT_ENGINE,
+        "stays step: native (compiled, default) or python (the reference)",
+        read=engine_of,
     )
 
 

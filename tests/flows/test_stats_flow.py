@@ -187,13 +187,14 @@ def run_stats(
     lateness: timedelta = LATENESS,
     workers: int = 1,
     batch_size: int = 7,
+    engine: str = "native",
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """(window records, late records, dead letters) of the flow on these history records."""
     flow = Dataflow("stats_test")
     stats: list[Any] = []
     letters: list[Any] = []
     history_in = op.input("history", flow, TestingSource(batches_of(values(records), batch_size)))
-    out, dead = build_stats_flow(history_in, window, lateness)
+    out, dead = build_stats_flow(history_in, window, lateness, engine)
     op.output("stats", out, TestingSink(stats))
     op.output("dead", dead, TestingSink(letters))
     if workers == 1:
