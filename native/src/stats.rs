@@ -293,6 +293,13 @@ fn decode_history(raw: &[u8]) -> Option<Record<'_>> {
     if brackets > scan::MAX_DEPTH as usize {
         return None;
     }
+    // serde_json skips an ignored string's escapes unchecked; Python rejects a lone
+    // surrogate anywhere: with a \uD... escape, let it decide.
+    let surrogate = memchr::memmem::find_iter(raw, b"\\u")
+        .any(|at| matches!(raw.get(at + 2), Some(b'd' | b'D')));
+    if surrogate {
+        return None;
+    }
     let text = std::str::from_utf8(raw).ok()?;
     let wire: Wire = serde_json::from_str(text).ok()?;
     let kind = wire.kind;
@@ -468,10 +475,12 @@ impl Chunk {
             *self.moves.entry(moved.clone()).or_insert(0) += 1;
         }
         if let Some((id, code)) = &fact.trigger {
+            // The code of the latest fire, as `count_fact` keeps it.
             let fired = self
                 .fires
                 .entry(id.clone())
-                .or_insert_with(|| (code.clone(), 0, Set::default()));
+                .or_insert_with(|| (None, 0, Set::default()));
+            fired.0.clone_from(code);
             fired.1 += 1;
             if !fired.2.contains(&fact.item) {
                 fired.2.insert(fact.item.clone());
