@@ -45,6 +45,11 @@ _CONSUMER_DEFAULTS = {
     "client.id": "crm-triggers",
     "group.id": "crm-triggers",  # required by librdkafka; nothing is committed under it
     "auto.offset.reset": "error",  # a resume offset lost to retention stops the job loudly
+    # Once the local queue holds queued.min.messages (100k), librdkafka postpones the next
+    # fetch by this long (default 1000 ms): a reader faster than that idles most of each
+    # second (one partition read at 100k records/s, 250k with 10 ms). Memory is unchanged:
+    # the queue's bounds are.
+    "fetch.queue.backoff.ms": 10,
 }
 _PERMANENT_ERRORS = frozenset(
     {

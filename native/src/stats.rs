@@ -295,8 +295,9 @@ fn decode_history(raw: &[u8]) -> Option<Record<'_>> {
     }
     // serde_json skips an ignored string's escapes unchecked; Python rejects a lone
     // surrogate anywhere: with a \uD... escape, let it decide.
-    let surrogate = memchr::memmem::find_iter(raw, b"\\u")
-        .any(|at| matches!(raw.get(at + 2), Some(b'd' | b'D')));
+    let surrogate = memchr::memchr(b'\\', raw).is_some()
+        && memchr::memmem::find_iter(raw, b"\\u")
+            .any(|at| matches!(raw.get(at + 2), Some(b'd' | b'D')));
     if surrogate {
         return None;
     }
