@@ -138,7 +138,7 @@ def command(settings: StatsSettings) -> int:
         f"crm-triggers stats: live on {kafka.brokers}{options}: "
         f"{settings.history_topic} -> {settings.stats_topic}, {settings.dead_letter_topic}; "
         f"window {settings.window}, allowed lateness {settings.allowed_lateness}; "
-        f"recovery: {settings.recovery_dir or 'off'}\n"
+        f"recovery: {settings.recovery_dir or 'off'}; engine {settings.engine}\n"
     )
     run_stats(settings)
     return 0

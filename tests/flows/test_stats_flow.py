@@ -515,6 +515,7 @@ def test_stats_table_cuts_long_stage_names_and_describes_late_records() -> None:
         (["--stats-topic", "crm.stage-history"], "--history-topic: must differ"),
         (["--process-id", "0"], "give both, for a cluster of processes, or neither"),
         (["--batch-size", "0"], "--batch-size (CRM_TRIGGERS_BATCH_SIZE): expected a positive"),
+        (["--engine", "rust"], "--engine (CRM_TRIGGERS_ENGINE): expected one of native, python"),
     ],
 )
 def test_bad_settings_are_one_line_errors_with_exit_2(
@@ -550,8 +551,10 @@ def test_stats_settings_from_the_environment() -> None:
             "CRM_TRIGGERS_ALLOWED_LATENESS": "",
             "CRM_TRIGGERS_STATS_RECOVERY_DIR": "/tmp/stats-recovery",
             "CRM_TRIGGERS_RECOVERY_DIR": "/tmp/live-recovery",
+            "CRM_TRIGGERS_ENGINE": "python",
         }
     )
+    assert settings.engine == "python"
     assert settings.window == timedelta(days=1)
     assert settings.allowed_lateness == timedelta(minutes=10)
     assert settings.recovery_dir == "/tmp/stats-recovery"
