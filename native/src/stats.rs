@@ -615,19 +615,17 @@ impl StatsStays {
         key: &mut String,
         out: &mut SmallVec<[(u32, Fact); 2]>,
     ) -> PyResult<()> {
+        // The pipeline `tenant/entity/category`, then the item `tenant/entity/id`, in one buffer.
         key.clear();
         key.push_str(&record.tenant);
         key.push('/');
         key.push_str(&record.entity);
         key.push('/');
+        let head = key.len();
+        key.push_str(&record.category);
+        let pipeline = self.pipelines.intern(key);
+        key.truncate(head);
         key.push_str(&record.item_id);
-        let mut pipeline_name = String::with_capacity(record.tenant.len() + 16);
-        pipeline_name.push_str(&record.tenant);
-        pipeline_name.push('/');
-        pipeline_name.push_str(&record.entity);
-        pipeline_name.push('/');
-        pipeline_name.push_str(&record.category);
-        let pipeline = self.pipelines.intern(&pipeline_name);
         let item = CompactString::from(key.as_str());
         let history_id = CompactString::from(record.id.as_ref());
         let at = record.at;
