@@ -57,3 +57,55 @@ class NativeBoard:
 def route_batch(
     keys: list[bytes | None] | None, raws: list[bytes | None], groups: int
 ) -> tuple[dict[int, list[int]], list[int]]: ...
+
+class StatsHooks(Protocol):
+    """What the statistics step asks of Python (`flows.stats.native`)."""
+
+    def slow(self, raw: bytes | None) -> tuple[Any, ...]: ...
+    def seconds(self, microseconds: int) -> float: ...
+    def bucket(self, seconds: float) -> int: ...
+
+FactRow = tuple[
+    int,
+    str,
+    str,
+    bool,
+    str | None,
+    str | None,
+    tuple[str, str | None, float] | None,
+    tuple[str | None, str, str] | None,
+    tuple[str, str | None] | None,
+]
+"""(at in microseconds, item, history_id, counted, stage, semantic, stay, move, trigger)."""
+
+class StatsFacts:
+    def __len__(self) -> int: ...
+    def rows(self) -> list[FactRow]: ...
+    def dump(self) -> bytes: ...
+    @staticmethod
+    def load(data: bytes) -> StatsFacts: ...
+
+StatsChunk = tuple[
+    str,
+    int,
+    int,
+    list[tuple[str, str | None, int, set[str], int, float, float, dict[int, int]]],
+    dict[tuple[str | None, str, str], int],
+    dict[str, tuple[str | None, int, set[str]]],
+    StatsFacts,
+]
+"""(pipeline, latest at in microseconds, records, stages, moves, fires, facts)."""
+
+class StatsStays:
+    def __init__(
+        self, window: int, first_start: int, last_start: int, highs: list[float], hooks: StatsHooks
+    ) -> None: ...
+    def __len__(self) -> int: ...
+    def on_batches(
+        self, batches: list[list[bytes | None]]
+    ) -> list[tuple[int, int, str, str] | StatsChunk]:
+        """Dead letters (batch, index, code, message) and chunks, in the Python step's order."""
+    def restore_open(self, stays: list[tuple[str, int, str, str | None, str]]) -> None: ...
+    def open_stays(self) -> list[tuple[str, int, str, str | None, str]]: ...
+    def dump(self) -> bytes: ...
+    def load(self, data: bytes) -> None: ...

@@ -1,23 +1,29 @@
 """Benchmark the live statistics job against a plain confluent-kafka loop on the same topic.
 
-    python scripts/bench_stats.py [--records 1000000] [--items 200000] [--partitions 1]
-                                  [--runs 3] [--profile]
+    python scripts/bench_stats.py [--records 1000000] [--items 300000] [--partitions 1]
+                                  [--runs 3] [--engines native,python] [--in-memory]
+                                  [--profile]
 
 Generates stage-history records in the shape of spec 6.1 (items created over a few
 days, each moving on a few times), loads them into a fresh uuid-named topic on
 the broker in CRM_TRIGGERS_BROKERS (default 127.0.0.1:9092), then alternates:
 
 - baseline: one confluent-kafka consumer reads every partition to its end and
-  decodes each value (orjson), as the least any consumer of the topic does;
+  decodes each value (orjson), as the least any consumer of the topic does; its
+  configuration is the job's own (`KafkaSettings.consumer_config`), so that the
+  ratio compares the work per record, not the fetch settings;
 - job: the stats dataflow (`flows.stats.stats_flow`, one worker, `--until-end`)
-  reads the same topic and writes its windows to a fresh stats topic;
+  reads the same topic and writes its windows to a fresh stats topic, once per
+  engine of `--engines` (the compiled stays step, `native`, and the Python
+  reference, `python`);
 - flow only (`--in-memory`): the same dataflow on the records from memory
   (Bytewax's TestingSource), which leaves Kafka out of the figure.
 
-and prints records/s of each and the job's ratio to the baseline, and the CPU
-time of each per record (the process's, every thread): on a shared machine the
-wall-clock rates follow the load, the CPU ratio much less. `--profile`
-runs the job once more under cProfile and prints where its time goes.
+and prints records/s of each and its ratio to the baseline of the same run, and
+the CPU time of each per record (the process's, every thread): on a shared
+machine the wall-clock rates follow the load, the CPU ratio much less.
+`--profile` runs the job once more under cProfile (the first engine) and prints
+where its time goes.
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -135,14 +142,7 @@ def history_records(
 
 def baseline(kafka: KafkaSettings, topic: str, partitions: int) -> tuple[int, float]:
     """Records read and seconds: one consumer, every partition to its end, values decoded."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": kafka.brokers,
-            "group.id": "bench-stats",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
-    )
+    consumer = Consumer(kafka.consumer_config(partition_eof=True))
     consumer.assign([KafkaPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
     started = time.perf_counter()
     count, open_partitions = 0, set(range(partitions))
@@ -160,7 +160,7 @@ def baseline(kafka: KafkaSettings, topic: str, partitions: int) -> tuple[int, fl
     return count, elapsed
 
 
-def job(kafka: KafkaSettings, topic: str, batch_size: int) -> float:
+def job(kafka: KafkaSettings, topic: str, batch_size: int, engine: str) -> float:
     """Seconds the stats job takes to read the topic to its end (windows to a fresh topic)."""
     out = f"bench-{uuid.uuid4().hex[:8]}.stage-stats"
     create_topics(kafka, [TopicPlan(out, 1), TopicPlan(out + ".dlq", 1)], replication_factor=1)
@@ -173,6 +173,7 @@ def job(kafka: KafkaSettings, topic: str, batch_size: int) -> float:
             "until_end": True,
             "batch_size": batch_size,
             "summary_interval": 3600,
+            "engine": engine,
         }
     )
     try:
@@ -183,11 +184,11 @@ def job(kafka: KafkaSettings, topic: str, batch_size: int) -> float:
         delete_topics(kafka, [out, out + ".dlq"])
 
 
-def in_memory(values: list[bytes], batch_size: int) -> float:
+def in_memory(values: list[bytes], batch_size: int, engine: str) -> float:
     """Seconds the same dataflow takes on the records from memory (no Kafka)."""
     flow = Dataflow("bench_stats")
     stream = op.input("history", flow, TestingSource(batches_of(values, batch_size)))
-    out, letters = build_stats_flow(stream, timedelta(hours=1), timedelta(minutes=10))
+    out, letters = build_stats_flow(stream, timedelta(hours=1), timedelta(minutes=10), engine)
     op.output("out", out, TestingSink([]))
     op.output("dlq", letters, TestingSink([]))
     started = time.perf_counter()
@@ -203,6 +204,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=4096)
     parser.add_argument("--in-memory", action="store_true", help="also time the flow alone")
+    parser.add_argument(
+        "--engines", default="native,python", help="stays steps to time, comma-separated"
+    )
     parser.add_argument("--profile", action="store_true", help="profile one run of the job")
     args = parser.parse_args()
 
@@ -215,41 +219,53 @@ def main() -> None:
         produce_records(kafka, topic, pairs)
         n = len(pairs)
         print(f"{n:,} records in {topic} ({args.partitions} partitions)")
-        base_rates, job_rates, memory_rates = [], [], []
-        base_cpu, job_cpu = [], []
-        for run in range(args.runs):
+        engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+        rates: dict[str, list[float]] = defaultdict(list)
+        cpus: dict[str, list[float]] = defaultdict(list)
+        values = [v for _, v in pairs]
+
+        def timed(name: str, run: Callable[[], float]) -> str:
             cpu = time.process_time()
+            rates[name].append(n / run())
+            cpus[name].append((time.process_time() - cpu) / n * 1e6)
+            return f"{name} {rates[name][-1]:,.0f}/s ({cpus[name][-1]:.2f} us CPU)"
+
+        def loop() -> float:
             count, seconds = baseline(kafka, topic, args.partitions)
-            base_cpu.append((time.process_time() - cpu) / n * 1e6)
             assert count == n, (count, n)
-            base_rates.append(n / seconds)
-            cpu = time.process_time()
-            job_rates.append(n / job(kafka, topic, args.batch_size))
-            job_cpu.append((time.process_time() - cpu) / n * 1e6)
-            line = (
-                f"run {run + 1}: baseline {base_rates[-1]:,.0f}/s ({base_cpu[-1]:.1f} us CPU "
-                f"per record), job {job_rates[-1]:,.0f}/s ({job_cpu[-1]:.1f} us CPU)"
-            )
-            if args.in_memory:
-                memory_rates.append(n / in_memory([v for _, v in pairs], args.batch_size))
-                line += f", flow from memory {memory_rates[-1]:,.0f}/s"
-            print(line, flush=True)
-        base, rate = statistics.median(base_rates), statistics.median(job_rates)
-        cpu_ratio = statistics.median(base_cpu) / statistics.median(job_cpu)
+            return seconds
+
+        for run in range(args.runs):
+            parts = [timed("loop", loop)]
+            for engine in engines:
+                parts.append(
+                    timed(f"job {engine}", lambda e=engine: job(kafka, topic, args.batch_size, e))
+                )
+                if args.in_memory:
+                    parts.append(
+                        timed(
+                            f"flow from memory {engine}",
+                            lambda e=engine: in_memory(values, args.batch_size, e),
+                        )
+                    )
+            print(f"run {run + 1}: " + ", ".join(parts), flush=True)
+        base, base_cpu = statistics.median(rates["loop"]), statistics.median(cpus["loop"])
         print(
-            f"median: job {rate:,.0f} records/s, plain confluent-kafka loop {base:,.0f}/s, "
-            f"ratio {rate / base:.2f}; CPU per record: job {statistics.median(job_cpu):.1f} us, "
-            f"loop {statistics.median(base_cpu):.1f} us, ratio {cpu_ratio:.2f}"
-            + (
-                f"; flow from memory {statistics.median(memory_rates):,.0f}/s"
-                if memory_rates
-                else ""
-            )
+            f"medians of {args.runs} runs: plain confluent-kafka loop {base:,.0f} records/s, "
+            f"{base_cpu:.2f} us CPU per record"
         )
+        for name in rates:
+            if name == "loop":
+                continue
+            rate, cpu = statistics.median(rates[name]), statistics.median(cpus[name])
+            print(
+                f"  {name}: {rate:,.0f} records/s ({rate / base:.2f} of the loop), "
+                f"{cpu:.2f} us CPU per record ({cpu / base_cpu:.2f}x the loop's)"
+            )
         if args.profile:
             profile = cProfile.Profile()
             profile.enable()
-            job(kafka, topic, args.batch_size)
+            job(kafka, topic, args.batch_size, engines[0])
             profile.disable()
             pstats.Stats(profile).sort_stats("tottime").print_stats(25)
     finally:

@@ -21,11 +21,13 @@ from bytewax.recovery import RecoveryConfig, init_db_dir
 from connectors.kafka import TopicPlan, Topics, admin_client, masked, topic_partitions
 from flows.options import Reader, Settings, env_name, option, redefault
 from flows.settings import (
+    DEFAULT_ENGINE,
     STATS_TOPIC,
     KafkaClientSettings,
     RunOptions,
     StatsTopicOption,
     TopicSettings,
+    engine_of,
     topic_name,
 )
 from state.errors import ConfigError, SourceError
@@ -97,6 +99,11 @@ class WindowSettings(Settings):
         metavar="DURATION",
         read=duration(timedelta(0)),
     )
+    engine: str = option(
+        DEFAULT_ENGINE,
+        "stays step: native (compiled, default) or python (the reference)",
+        read=engine_of,
+    )
 
 
 @dataclass(frozen=True, repr=False)
@@ -131,7 +138,7 @@ def command(settings: StatsSettings) -> int:
         f"crm-triggers stats: live on {kafka.brokers}{options}: "
         f"{settings.history_topic} -> {settings.stats_topic}, {settings.dead_letter_topic}; "
         f"window {settings.window}, allowed lateness {settings.allowed_lateness}; "
-        f"recovery: {settings.recovery_dir or 'off'}\n"
+        f"recovery: {settings.recovery_dir or 'off'}; engine {settings.engine}\n"
     )
     run_stats(settings)
     return 0

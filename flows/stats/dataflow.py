@@ -35,6 +35,7 @@ from connectors.deadletter import DeadLetter
 from connectors.kafka import EventsPartition, KafkaSettings, admin_client, topic_partitions
 from connectors.raw import RawBatch
 from flows.stats.figures import EPOCH, WindowFigures, merge_figures
+from flows.stats.native import NativeStaysLogic
 from flows.stats.stays import Chunk, StaysLogic
 from flows.stats.windows import LatenessClock, add_chunk, late_record, window_record
 
@@ -87,15 +88,26 @@ def partition_of(batch: RawBatch) -> str:
     return f"{batch.source}:{batch.partition}"
 
 
+def stays_logic(engine: str) -> type[StaysLogic] | type[NativeStaysLogic]:
+    """The stays step of an engine: `native` (compiled, the default) or `python`."""
+    if engine == "native":
+        return NativeStaysLogic
+    if engine == "python":
+        return StaysLogic
+    raise ValueError(f"engine: expected native or python, got {engine!r}")
+
+
 def build_stats_flow(
     history: Stream[RawBatch],
     window: timedelta,
     lateness: timedelta,
+    engine: str = "native",
 ) -> tuple[Stream[StatsOutput], Stream[StatsOutput]]:
     """The steps from batches of history records to output records: (stats records, dead
     letters)."""
+    logic = stays_logic(engine)
     by_partition = op.key_on("by_partition", history, partition_of)
-    stays = op.stateful_batch("stays", by_partition, lambda resume: StaysLogic(window, resume))
+    stays = op.stateful_batch("stays", by_partition, lambda resume: logic(window, resume, lateness))
     found = op.branch("valid", op.map("unkey", stays, lambda kv: kv[1]), lambda x: type(x) is tuple)
     by_pipeline = cast(KeyedStream[Chunk], found.trues)
     letters = op.map(
@@ -148,7 +160,9 @@ def stats_flow(settings: StatsSettings, progress: Callable[[str], None] | None =
         start_at_end=settings.start_from == "end",
     )
     history = op.input("history", flow, source)
-    stats, letters = build_stats_flow(history, settings.window, settings.allowed_lateness)
+    stats, letters = build_stats_flow(
+        history, settings.window, settings.allowed_lateness, settings.engine
+    )
 
     def to_message(topic: str) -> Callable[[StatsOutput], KafkaSinkMessage[bytes, bytes]]:
         def message(out: StatsOutput) -> KafkaSinkMessage[bytes, bytes]:

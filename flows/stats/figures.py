@@ -34,7 +34,10 @@ class StageFigures:
         self.closed += other.closed
         self.sum_s += other.sum_s
         self.max_s = max(self.max_s, other.max_s)
-        self.histogram = histogram.merge((self.histogram, other.histogram))
+        # In place: a window's histogram takes many chunks', so no copy of it per chunk.
+        counts = self.histogram
+        for bucket, count in other.histogram.items():
+            counts[bucket] = counts.get(bucket, 0) + count
 
 
 @dataclass(slots=True)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal, NamedTuple, cast
 
 import msgspec
 
 from connectors.deadletter import DeadLetter
 from connectors.raw import RawBatch
+from connectors.records import too_deep
+from state.codes import MAX_DEPTH
 
 
 class HistoryRecord(NamedTuple):
@@ -44,6 +46,48 @@ class InvalidHistoryError(ValueError):
         super().__init__(message)
         self.code = code
 
+
+class WindowRange(NamedTuple):
+    """The times a window can hold: windows (and the clock's reach past them: the allowed
+    lateness, a window more) within the range of Python's datetime. A record at another
+    time is a dead letter, not a crash of the step.
+
+    `first` and `last` are the earliest and latest window starts, in microseconds since
+    the epoch; `window` the windows' length in microseconds.
+    """
+
+    first: int
+    last: int
+    window: int
+
+    @classmethod
+    def of(cls, window: timedelta, lateness: timedelta) -> WindowRange:
+        length, late = window // MICROSECOND, lateness // MICROSECOND
+        low = -((-(_EARLIEST + late + length)) // length) * length
+        high = (_LATEST - 2 * length - late) // length * length
+        return cls(low, high, length)
+
+    def holds(self, at: datetime) -> bool:
+        start = micros(at) // self.window * self.window
+        return self.first <= start <= self.last
+
+    def describe(self) -> str:
+        first = EPOCH + timedelta(microseconds=self.first)
+        end = EPOCH + timedelta(microseconds=self.last + self.window)
+        return f"from {first.isoformat()} to before {end.isoformat()}"
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+
+
+def micros(at: datetime) -> int:
+    """Microseconds since the epoch of an aware time."""
+    return (at - EPOCH) // MICROSECOND
+
+
+_EARLIEST = micros(datetime.min.replace(tzinfo=UTC))
+_LATEST = micros(datetime.max.replace(tzinfo=UTC))
 
 Id = str | int
 
@@ -93,8 +137,14 @@ def _plain(value: str, name: str) -> str:
     return value
 
 
-def parse_history(raw: bytes) -> HistoryRecord:
-    """A history record from its bytes, or InvalidHistoryError naming the field that is wrong."""
+def parse_history(raw: bytes, times: WindowRange | None = None) -> HistoryRecord:
+    """A history record from its bytes, or InvalidHistoryError naming the field that is wrong;
+    with `times`, also one whose `at` no window can hold."""
+    if too_deep(raw):
+        # Before the decoder, which recurses: the same limit as for events.
+        raise InvalidHistoryError(
+            "invalid_record", f"record: nested deeper than {MAX_DEPTH} levels of objects and arrays"
+        )
     try:
         r = _history_decoder.decode(raw)
     except msgspec.ValidationError as bad:
@@ -104,6 +154,11 @@ def parse_history(raw: bytes) -> HistoryRecord:
     if r.at.tzinfo is None:
         raise InvalidHistoryError(
             "invalid_record", f"at: expected an RFC 3339 time with a zone, got {r.at.isoformat()!r}"
+        )
+    if times is not None and not times.holds(r.at):
+        raise InvalidHistoryError(
+            "invalid_record",
+            f"at: expected a time {times.describe()} (UTC), got {r.at.isoformat()!r}",
         )
     kind, trigger = r.kind, r.trigger
     if kind == "trigger" and trigger is None:
@@ -136,20 +191,22 @@ def parse_history(raw: bytes) -> HistoryRecord:
     )
 
 
-def decode_batch(batch: RawBatch) -> Iterator[HistoryRecord | DeadLetter]:
+NULL_VALUE = InvalidHistoryError(
+    "invalid_record", "a null value (tombstone) is not a history record"
+)
+
+
+def decode_batch(
+    batch: RawBatch, times: WindowRange | None = None
+) -> Iterator[HistoryRecord | DeadLetter]:
     """A batch of a history partition as records, in order; the unreadable ones as dead
     letters with their bytes and offset."""
     for index, raw in enumerate(batch.values):
         if raw is None:
-            yield DeadLetter(
-                "invalid_record",
-                "a null value (tombstone) is not a history record",
-                b"",
-                batch.origin(index),
-            )
+            yield DeadLetter(NULL_VALUE.code, str(NULL_VALUE), b"", batch.origin(index))
             continue
         try:
-            yield parse_history(raw)
+            yield parse_history(raw, times)
         except InvalidHistoryError as bad:
             yield DeadLetter(bad.code, str(bad), raw, batch.origin(index))
 

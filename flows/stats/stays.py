@@ -15,6 +15,7 @@ event time out of order).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
@@ -24,7 +25,7 @@ from bytewax.operators import StatefulBatchLogic
 from connectors.deadletter import DeadLetter
 from connectors.raw import RawBatch
 from flows.stats.figures import EPOCH, WindowFigures, count_fact
-from flows.stats.records import HistoryRecord, decode_batch
+from flows.stats.records import HistoryRecord, WindowRange, decode_batch
 
 MOVE_KINDS = frozenset({"trigger", "crm"})
 
@@ -103,24 +104,41 @@ class Chunk:
 
     `at` is the latest `at` among them. Facts of one window cannot close that window (its
     end is after each of them), so a chunk is late or on time as a whole, as each of its
-    facts would be on its own; `facts` are kept for the late records.
+    facts would be on its own; `facts` are kept for the late records (the native step
+    keeps them compiled until a late chunk reads them: `flows.stats.native.NativeFacts`).
     """
 
     at: datetime
     figures: WindowFigures
-    facts: list[Fact]
+    facts: Sequence[Fact]
 
 
 Out = tuple[str, Chunk] | DeadLetter
 
+OpenStays = dict[str, OpenStay]
+"""The step's snapshot: each item's open stay (the native step's is bytes, see
+`flows.stats.native`; either engine resumes from either)."""
 
-class StaysLogic(StatefulBatchLogic[RawBatch, Out, dict[str, OpenStay]]):
+
+class StaysLogic(StatefulBatchLogic[RawBatch, Out, OpenStays | bytes]):
     """One partition of the history topic: decodes its batches, keeps the open stay of each
-    of its items, and counts what each record adds into chunks by pipeline and window."""
+    of its items, and counts what each record adds into chunks by pipeline and window.
 
-    def __init__(self, window: timedelta, resume: dict[str, OpenStay] | None) -> None:
+    The reference of the compiled step (`flows.stats.native.NativeStaysLogic`)."""
+
+    def __init__(
+        self,
+        window: timedelta,
+        resume: OpenStays | bytes | None,
+        lateness: timedelta = timedelta(0),
+    ) -> None:
         self.window = window
-        self.open: dict[str, OpenStay] = dict(resume or {})
+        self.times = WindowRange.of(window, lateness)
+        if isinstance(resume, bytes):
+            from flows.stats.native import open_stays_of
+
+            resume = open_stays_of(resume)
+        self.open: OpenStays = dict(resume or {})
 
     def on_batch(self, values: list[RawBatch]) -> tuple[list[Out], bool]:
         out: list[Out] = []
@@ -128,9 +146,9 @@ class StaysLogic(StatefulBatchLogic[RawBatch, Out, dict[str, OpenStay]]):
         window = self.window
         # Per pipeline, the chunk being filled and its window's bounds; a fact of another
         # window closes it, so that a pipeline's chunks keep its facts' order.
-        filling: dict[str, tuple[datetime, datetime, Chunk]] = {}
+        filling: dict[str, tuple[datetime, datetime, Chunk, list[Fact]]] = {}
         for batch in values:
-            for record in decode_batch(batch):
+            for record in decode_batch(batch, self.times):
                 if type(record) is DeadLetter:
                     out.append(record)
                     continue
@@ -145,19 +163,20 @@ class StaysLogic(StatefulBatchLogic[RawBatch, Out, dict[str, OpenStay]]):
                     at = fact.at
                     found = filling.get(pipeline)
                     if found is not None and found[0] <= at < found[1]:
-                        chunk = found[2]
+                        chunk, kept = found[2], found[3]
                         if at > chunk.at:
                             chunk.at = at
                     else:
                         if found is not None:
                             out.append((pipeline, found[2]))
                         start = EPOCH + ((at - EPOCH) // window) * window
-                        chunk = Chunk(at, WindowFigures(), [])
-                        filling[pipeline] = (start, start + window, chunk)
+                        kept = []
+                        chunk = Chunk(at, WindowFigures(), kept)
+                        filling[pipeline] = (start, start + window, chunk, kept)
                     count_fact(chunk.figures, fact)
-                    chunk.facts.append(fact)
-        out.extend((pipeline, chunk) for pipeline, (_, _, chunk) in filling.items())
+                    kept.append(fact)
+        out.extend((pipeline, chunk) for pipeline, (_, _, chunk, _) in filling.items())
         return out, False
 
-    def snapshot(self) -> dict[str, OpenStay]:
+    def snapshot(self) -> OpenStays | bytes:
         return dict(self.open)

@@ -52,6 +52,8 @@ mod routing;
 mod scan;
 /// A board's items in a snapshot.
 mod snapshot;
+/// The statistics job's stays step: history records to chunks of window figures.
+mod stats;
 /// `occurred_at` as microseconds.
 mod time;
 /// The trigger table's views, as Python hands them over.
@@ -81,5 +83,6 @@ fn crm_triggers_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeBoard>()?;
     m.add_function(wrap_pyfunction!(route_batch, m)?)?;
     vocabulary::register(m)?;
+    stats::register(m)?;
     Ok(())
 }

@@ -187,13 +187,14 @@ def run_stats(
     lateness: timedelta = LATENESS,
     workers: int = 1,
     batch_size: int = 7,
+    engine: str = "native",
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """(window records, late records, dead letters) of the flow on these history records."""
     flow = Dataflow("stats_test")
     stats: list[Any] = []
     letters: list[Any] = []
     history_in = op.input("history", flow, TestingSource(batches_of(values(records), batch_size)))
-    out, dead = build_stats_flow(history_in, window, lateness)
+    out, dead = build_stats_flow(history_in, window, lateness, engine)
     op.output("stats", out, TestingSink(stats))
     op.output("dead", dead, TestingSink(letters))
     if workers == 1:
@@ -514,6 +515,7 @@ def test_stats_table_cuts_long_stage_names_and_describes_late_records() -> None:
         (["--stats-topic", "crm.stage-history"], "--history-topic: must differ"),
         (["--process-id", "0"], "give both, for a cluster of processes, or neither"),
         (["--batch-size", "0"], "--batch-size (CRM_TRIGGERS_BATCH_SIZE): expected a positive"),
+        (["--engine", "rust"], "--engine (CRM_TRIGGERS_ENGINE): expected one of native, python"),
     ],
 )
 def test_bad_settings_are_one_line_errors_with_exit_2(
@@ -549,8 +551,10 @@ def test_stats_settings_from_the_environment() -> None:
             "CRM_TRIGGERS_ALLOWED_LATENESS": "",
             "CRM_TRIGGERS_STATS_RECOVERY_DIR": "/tmp/stats-recovery",
             "CRM_TRIGGERS_RECOVERY_DIR": "/tmp/live-recovery",
+            "CRM_TRIGGERS_ENGINE": "python",
         }
     )
+    assert settings.engine == "python"
     assert settings.window == timedelta(days=1)
     assert settings.allowed_lateness == timedelta(minutes=10)
     assert settings.recovery_dir == "/tmp/stats-recovery"
