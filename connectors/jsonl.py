@@ -218,6 +218,9 @@ def read_line_blocks(
     where they lie in the block.
     """
     for path in paths:
+        if compiled:
+            yield from _compiled_blocks(path, block_bytes)
+            continue
         stream = _open_for_reading(path)
         read = stream.read1 if path == STDIO else stream.read  # type: ignore[attr-defined]
         number = 0
@@ -225,17 +228,7 @@ def read_line_blocks(
         try:
             while True:
                 chunk = read(block_bytes)
-                if compiled:
-                    data = tail + chunk if tail else chunk or tail
-                    end = data.rfind(b"\n") + 1 if chunk else len(data)
-                    kept, numbers, count = (
-                        split_lines(data, end, number + 1) if end else ((), None, 0)
-                    )
-                    if kept:
-                        yield path, numbers or range(number + 1, number + 1 + count), kept
-                    number += count
-                    tail = data[end:]
-                elif chunk:
+                if chunk:
                     data = tail + chunk
                     returns = b"\r" in data
                     lines = data.split(b"\n")
@@ -243,7 +236,7 @@ def read_line_blocks(
                 else:
                     returns = b"\r" in tail
                     lines, tail = ([tail] if tail else []), b""
-                if not compiled and lines:
+                if lines:
                     first, number = number + 1, number + len(lines)
                     yield (path, *_kept(lines, first, returns))
                 if not chunk:
@@ -253,6 +246,67 @@ def read_line_blocks(
         finally:
             if path != STDIO:
                 stream.close()
+
+
+def _compiled_blocks(
+    path: str, block_bytes: int
+) -> Iterator[tuple[str, Sequence[int], Sequence[bytes]]]:
+    """`read_line_blocks` of one file, split by the compiled module."""
+    number = 0
+    try:
+        for data, end in _blocks_at_line_ends(path, block_bytes):
+            kept, numbers, count = split_lines(data, end, number + 1)
+            if kept:
+                yield path, numbers or range(number + 1, number + 1 + count), kept
+            number += count
+    except READ_ERRORS as bad:
+        raise UnreadableInputError(f"{path}: cannot read: {_reason(bad)}") from None
+
+
+def _blocks_at_line_ends(path: str, block_bytes: int) -> Iterator[tuple[bytes, int]]:
+    """(data, end) of about `block_bytes` each: `data[:end]` are whole lines (the last
+    one of the file may lack its line end), the rest is read again with the next block.
+
+    A plain file is read again from the start of its unfinished line (a seek back):
+    joining that line to the next block would copy the whole block, which cost more
+    than splitting it. A stream or a gzip file is joined.
+    """
+    if path == STDIO or path.endswith(".gz") or not stat.S_ISREG(os.stat(path).st_mode):
+        yield from _joined_blocks(path, block_bytes)
+        return
+    with open(path, "rb", buffering=0) as stream:
+        size = block_bytes
+        while chunk := stream.read(size):
+            end = chunk.rfind(b"\n") + 1
+            if end == 0 and (len(chunk) == size or stream.read(1)):
+                stream.seek(-len(chunk) - (len(chunk) < size), os.SEEK_CUR)
+                size *= 2  # a line longer than the block: read it whole
+                continue
+            if end == 0:
+                end = len(chunk)  # the file's last line, without a line end
+            elif end < len(chunk):
+                stream.seek(end - len(chunk), os.SEEK_CUR)
+            yield chunk, end
+            size = block_bytes
+
+
+def _joined_blocks(path: str, block_bytes: int) -> Iterator[tuple[bytes, int]]:
+    stream = _open_for_reading(path)
+    read = stream.read1 if path == STDIO else stream.read  # type: ignore[attr-defined]
+    tail = b""
+    try:
+        while True:
+            chunk = read(block_bytes)
+            data = tail + chunk if tail else chunk
+            end = data.rfind(b"\n") + 1 if chunk else len(data)
+            if end:
+                yield data, end
+            tail = data[end:]
+            if not chunk:
+                break
+    finally:
+        if path != STDIO:
+            stream.close()
 
 
 def _kept(lines: list[bytes], first: int, returns: bool) -> tuple[Sequence[int], list[bytes]]:

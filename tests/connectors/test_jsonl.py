@@ -82,10 +82,14 @@ def _blocks_of(path: Path, block_bytes: int, compiled: bool) -> list[tuple[int, 
 def test_lines_split_by_the_compiled_module_are_those_split_in_python(
     tmp_path_factory: pytest.TempPathFactory, data: bytes, block_bytes: int
 ) -> None:
-    path = tmp_path_factory.mktemp("lines") / "e.jsonl"
+    folder = tmp_path_factory.mktemp("lines")
+    path, packed = folder / "e.jsonl", folder / "e.jsonl.gz"
     path.write_bytes(data)
+    packed.write_bytes(gzip.compress(data))
     expected = _blocks_of(path, block_bytes, compiled=False)
+    # A plain file is read again from its unfinished line, a gzip file joined to it.
     assert _blocks_of(path, block_bytes, compiled=True) == expected
+    assert _blocks_of(packed, block_bytes, compiled=True) == expected
     assert [n for n, _ in expected] == [n for _, n, _ in read_lines([str(path)])]
 
 
