@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal, overload
 
 import orjson
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
@@ -26,6 +26,7 @@ from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from connectors.raw import AUTOMATION, EVENTS, RawBatch
 from state.errors import ConfigError
+from state.native import is_lines, split_lines
 
 
 class UnreadableInputError(ConfigError):
@@ -195,16 +196,31 @@ def _open_for_reading(path: str) -> IO[bytes]:
 BLOCK_BYTES = 1 << 20
 
 
+@overload
 def read_line_blocks(
-    paths: list[str], block_bytes: int = BLOCK_BYTES
-) -> Iterator[tuple[str, Sequence[int], list[bytes]]]:
+    paths: list[str], block_bytes: int = BLOCK_BYTES, compiled: Literal[False] = False
+) -> Iterator[tuple[str, Sequence[int], list[bytes]]]: ...
+@overload
+def read_line_blocks(
+    paths: list[str], block_bytes: int = BLOCK_BYTES, *, compiled: bool
+) -> Iterator[tuple[str, Sequence[int], Sequence[bytes]]]: ...
+def read_line_blocks(
+    paths: list[str], block_bytes: int = BLOCK_BYTES, compiled: bool = False
+) -> Iterator[tuple[str, Sequence[int], Sequence[bytes]]]:
     """`read_lines` by blocks: (file, line numbers, lines) of about `block_bytes` each.
 
     The same lines, split by C code a block at a time instead of one by one (the
     replay of a single event log reads them so). Standard input is read as its
     data arrives, so that a pipe's lines are not held back for a full block.
+
+    `compiled`: the lines are split by the compiled module (`state.native.split_lines`),
+    a sequence of bytes that makes no object per line: the compiled board reads them
+    where they lie in the block.
     """
     for path in paths:
+        if compiled:
+            yield from _compiled_blocks(path, block_bytes)
+            continue
         stream = _open_for_reading(path)
         read = stream.read1 if path == STDIO else stream.read  # type: ignore[attr-defined]
         number = 0
@@ -230,6 +246,67 @@ def read_line_blocks(
         finally:
             if path != STDIO:
                 stream.close()
+
+
+def _compiled_blocks(
+    path: str, block_bytes: int
+) -> Iterator[tuple[str, Sequence[int], Sequence[bytes]]]:
+    """`read_line_blocks` of one file, split by the compiled module."""
+    number = 0
+    try:
+        for data, end in _blocks_at_line_ends(path, block_bytes):
+            kept, numbers, count = split_lines(data, end, number + 1)
+            if kept:
+                yield path, numbers or range(number + 1, number + 1 + count), kept
+            number += count
+    except READ_ERRORS as bad:
+        raise UnreadableInputError(f"{path}: cannot read: {_reason(bad)}") from None
+
+
+def _blocks_at_line_ends(path: str, block_bytes: int) -> Iterator[tuple[bytes, int]]:
+    """(data, end) of about `block_bytes` each: `data[:end]` are whole lines (the last
+    one of the file may lack its line end), the rest is read again with the next block.
+
+    A plain file is read again from the start of its unfinished line (a seek back):
+    joining that line to the next block would copy the whole block, which cost more
+    than splitting it. A stream or a gzip file is joined.
+    """
+    if path == STDIO or path.endswith(".gz") or not stat.S_ISREG(os.stat(path).st_mode):
+        yield from _joined_blocks(path, block_bytes)
+        return
+    with open(path, "rb", buffering=0) as stream:
+        size = block_bytes
+        while chunk := stream.read(size):
+            end = chunk.rfind(b"\n") + 1
+            if end == 0 and (len(chunk) == size or stream.read(1)):
+                stream.seek(-len(chunk) - (len(chunk) < size), os.SEEK_CUR)
+                size *= 2  # a line longer than the block: read it whole
+                continue
+            if end == 0:
+                end = len(chunk)  # the file's last line, without a line end
+            elif end < len(chunk):
+                stream.seek(end - len(chunk), os.SEEK_CUR)
+            yield chunk, end
+            size = block_bytes
+
+
+def _joined_blocks(path: str, block_bytes: int) -> Iterator[tuple[bytes, int]]:
+    stream = _open_for_reading(path)
+    read = stream.read1 if path == STDIO else stream.read  # type: ignore[attr-defined]
+    tail = b""
+    try:
+        while True:
+            chunk = read(block_bytes)
+            data = tail + chunk if tail else chunk
+            end = data.rfind(b"\n") + 1 if chunk else len(data)
+            if end:
+                yield data, end
+            tail = data[end:]
+            if not chunk:
+                break
+    finally:
+        if path != STDIO:
+            stream.close()
 
 
 def _kept(lines: list[bytes], first: int, returns: bool) -> tuple[Sequence[int], list[bytes]]:
@@ -320,30 +397,41 @@ def _blocks(
 
 
 class ReplaySource(FixedPartitionedSource[RawBatch, int]):
-    """One partition reading automation, then events; resumes after the last record emitted."""
+    """One partition reading automation, then events; resumes after the last record emitted.
 
-    def __init__(self, inputs: ReplayInputs, batch_size: int = BATCH_SIZE) -> None:
+    `compiled`: a single events input is split into lines by the compiled module
+    (`read_line_blocks`), for the compiled board, which reads them in their block.
+    """
+
+    def __init__(
+        self, inputs: ReplayInputs, batch_size: int = BATCH_SIZE, compiled: bool = False
+    ) -> None:
         self.inputs = inputs
         self.batch_size = batch_size
+        self.compiled = compiled
 
     def list_parts(self) -> list[str]:
         return ["replay"]
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> _ReplayPartition:
-        return _ReplayPartition(self.inputs, self.batch_size, resume_state or 0)
+        return _ReplayPartition(self.inputs, self.batch_size, resume_state or 0, self.compiled)
 
 
 class _ReplayPartition(StatefulSourcePartition[RawBatch, int]):
-    def __init__(self, inputs: ReplayInputs, batch_size: int, emitted: int) -> None:
+    def __init__(
+        self, inputs: ReplayInputs, batch_size: int, emitted: int, compiled: bool = False
+    ) -> None:
         self.batch_size = batch_size
         self.emitted = emitted
+        self.compiled = compiled
         self.progress = Progress(inputs.total_bytes()) if inputs.progress else None
         self._batches = self._read(inputs, emitted)
 
     def _read(self, inputs: ReplayInputs, skip: int) -> Iterator[RawBatch]:
         automation = read_line_blocks(inputs.automation)
+        events: Iterator[tuple[str, Sequence[int], Sequence[bytes]]]
         if len(inputs.events) == 1:
-            events = read_line_blocks(inputs.events[0])
+            events = read_line_blocks(inputs.events[0], compiled=self.compiled)
         else:
             events = _blocks(merge_by_time([read_lines(group) for group in inputs.events]))
         seq = 0  # records before this block
@@ -356,7 +444,7 @@ class _ReplayPartition(StatefulSourcePartition[RawBatch, int]):
                     yield RawBatch(stream, path, None, seq + at + 1, numbers[at:end], lines[at:end])
                 seq += len(lines)
                 if self.progress is not None:
-                    self.progress.advance(sum(map(len, lines)) + len(lines))
+                    self.progress.advance(_size(lines))
 
     def next_batch(self) -> list[RawBatch]:
         batch = next(self._batches, None)
@@ -369,6 +457,13 @@ class _ReplayPartition(StatefulSourcePartition[RawBatch, int]):
 
     def snapshot(self) -> int:
         return self.emitted
+
+
+def _size(lines: Sequence[bytes]) -> int:
+    """Bytes of the lines, line ends counted."""
+    if is_lines(lines):
+        return lines.size()  # type: ignore[attr-defined]
+    return sum(map(len, lines)) + len(lines)
 
 
 @dataclass

@@ -46,7 +46,7 @@ from flows import metrics
 from state.board import DEFAULT_SEEN_WINDOW, Board
 from state.engine import Engine, key_group
 from state.model import NULL_RECORD, Rejection, item_key
-from state.native import NativeBoard
+from state.native import NativeBoard, is_lines
 from state.table import TriggerTable
 
 DLQ_TALLY = {AUTOMATION: "automation_dlq.", EVENTS: "dlq."}
@@ -98,7 +98,7 @@ class Parcel:
         partition: int | None,
         seqs: Sequence[int],
         positions: Sequence[int],
-        raws: list[bytes | None],
+        raws: Sequence[bytes | None],
         records: list[Any] | None = None,
     ) -> None:
         self.group = group
@@ -185,7 +185,7 @@ def route(
         source, partition = batch.source, batch.partition
         if stream == AUTOMATION or groups == 1:
             seqs = range(first_seq, first_seq + count)
-            values = _values(batch)
+            values = _kept_values(batch)
             out.extend(
                 (str(g), Parcel(g, stream, source, partition, seqs, batch.positions, values))
                 for g in range(groups)
@@ -215,7 +215,7 @@ def _route_to_own_group(
             batch.partition,
             seqs,
             batch.positions,
-            _values(batch),
+            _kept_values(batch),
         )
         out.append((str(group), parcel))
     return out
@@ -266,6 +266,12 @@ def _values(batch: RawBatch) -> list[bytes | None]:
     """The batch's records as the list a parcel keeps (sources mostly hand one over)."""
     values = batch.values
     return values if type(values) is list else list(values)
+
+
+def _kept_values(batch: RawBatch) -> Sequence[bytes | None]:
+    """`_values`, but the lines of a block split by the compiled module stay as they are:
+    the board reads them in the block (`state.native.split_lines`)."""
+    return batch.values if is_lines(batch.values) else _values(batch)
 
 
 def _decode_for_route(

@@ -29,7 +29,9 @@ def replay_flow(
     tune_gc()
     inputs = ReplayInputs.from_paths(settings.automation, settings.events, settings.progress)
     return build_flow(
-        ReplaySource(inputs),
+        # The compiled board reads the lines of a block where they lie; with several
+        # key groups the records are routed first, as a list.
+        ReplaySource(inputs, compiled=settings.engine == "native" and settings.key_groups == 1),
         OrderedFileSink(settings.out),
         OrderedFileSink(settings.dlq),
         SummarySink(report),

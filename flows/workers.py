@@ -109,7 +109,7 @@ def run_part(settings: ReplaySettings, group: int, processes: int) -> PartResult
     counts: Counter[str] = Counter()
     inputs = ReplayInputs.from_paths(settings.automation, settings.events, settings.progress)
     flow = build_flow(
-        ReplaySource(inputs),
+        ReplaySource(inputs, compiled=settings.engine == "native"),
         transitions,
         dead_letters,
         SummarySink(lambda summary: counts.update(summary.counts)),

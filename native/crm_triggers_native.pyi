@@ -4,7 +4,8 @@ Shipped in the wheel by maturin (with `py.typed`), so mypy checks the boundary.
 Keep in step with the `#[pyfunction]`s, `#[pymethods]` and `register`s of native/src.
 """
 
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Any, Protocol, overload
 
 # The vocabulary (native/src/vocabulary.rs); `state/native.py` checks them at import.
 OPERATORS: list[str]
@@ -42,7 +43,7 @@ class NativeBoard:
     def __len__(self) -> int: ...
     def decide_batch(
         self,
-        raws: list[bytes | None],
+        raws: Sequence[bytes | None],
         group: int,
         groups: int,
         max_bytes: int,
@@ -109,3 +110,17 @@ class StatsStays:
     def open_stays(self) -> list[tuple[str, int, str, str | None, str]]: ...
     def dump(self) -> bytes: ...
     def load(self, data: bytes) -> None: ...
+
+class Lines(Sequence[bytes]):
+    """The non-blank lines of a block, as spans of it (`split_lines`)."""
+
+    def __len__(self) -> int: ...
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+    @overload
+    def __getitem__(self, index: slice) -> Lines: ...
+    def size(self) -> int:
+        """Bytes the lines take in the block, line ends included."""
+
+def split_lines(data: bytes, end: int, first: int) -> tuple[Lines, list[int] | None, int]:
+    """The non-blank lines of `data[:end]`, the numbers of those kept (None: all), the count."""

@@ -12,6 +12,9 @@ alternates, run by run, between:
   transitions and dead letters to files;
 - job on every core: the same with `--workers N` (N: the cores, or `--workers`),
   its output checked byte for byte against the one-process job's;
+- the job on an empty events log with `--workers 1` and `--workers N`: the part of a
+  replay that does not divide (Python's start, imports, the fork, the exit), and what
+  it leaves of N processes' gain were the rest divided exactly;
 - with --python, the same job with `--engine python` (the reference engine);
 - with --history, the same job writing the stage history too (`--history FILE`).
 
@@ -46,7 +49,12 @@ def run_baseline(folder: Path) -> tuple[float, int, int]:
 
 
 def job_command(
-    folder: Path, engine: str = "native", workers: int = 1, history: bool = False
+    folder: Path,
+    engine: str = "native",
+    workers: int = 1,
+    history: bool = False,
+    events: str = "events.jsonl",
+    outputs: str = "",
 ) -> list[str]:
     return [
         sys.executable,
@@ -56,11 +64,11 @@ def job_command(
         "--automation",
         str(folder / "automation.jsonl"),
         "--events",
-        str(folder / "events.jsonl"),
+        str(folder / events),
         "--out",
-        str(folder / "transitions.jsonl"),
+        str(folder / f"{outputs}transitions.jsonl"),
         "--dlq",
-        str(folder / "dead-letters.jsonl"),
+        str(folder / f"{outputs}dead-letters.jsonl"),
         "--engine",
         engine,
         "--workers",
@@ -101,6 +109,53 @@ def run_job(
     with open(folder / "transitions.jsonl", "rb") as out:
         moved = sum(1 for _ in out)
     return wall, moved, usage.ru_maxrss / 1024
+
+
+START_UP: dict[int, list[tuple[float, float]]] = {}
+"""(wall, CPU seconds) of the job on an empty events log, by --workers: what a replay
+pays whatever its length (Python's start, imports, the flow, the fork, the exit)."""
+
+
+def run_start_up(folder: Path, workers: int) -> None:
+    empty = folder / "empty-events.jsonl"
+    empty.touch()
+    started = time.perf_counter()
+    command = job_command(folder, workers=workers, events=empty.name, outputs="empty-")
+    child = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    _, status, usage = os.wait4(child.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"job on an empty log failed: {' '.join(command)}")
+    wall = time.perf_counter() - started
+    START_UP.setdefault(workers, []).append((wall, usage.ru_utime + usage.ru_stime))
+
+
+def print_start_up(workers: int) -> None:
+    """The serial part of a replay and what it leaves of N processes' gain (Amdahl).
+
+    From CPU seconds, which a loaded machine inflates less than wall time: on N free
+    cores the job would take its start-up plus the largest process's share.
+    """
+    walls = {n: statistics.median(w for w, _ in runs) for n, runs in START_UP.items()}
+    cpus = {n: statistics.median(c for _, c in runs) for n, runs in START_UP.items()}
+    print(
+        f"start-up and exit (empty events log), CPU (median): {cpus[1]:.2f} s --workers 1, "
+        f"{cpus[workers]:.2f} s --workers {workers} (wall {walls[1]:.2f} s, {walls[workers]:.2f} s)"
+    )
+    one = statistics.median(CPU_SECONDS[1])
+    rest = one - cpus[1]
+    each = (statistics.median(CPU_SECONDS[workers]) - cpus[workers]) / workers
+    exact = one / (cpus[workers] + rest / workers)
+    print(
+        f"CPU past start-up: {rest:.2f} s in one process, {each:.2f} s in each of {workers} "
+        f"({each / rest:.2f} of one; {1 / workers:.2f} would be an exact division)"
+    )
+    print(
+        f"on {workers} free cores, from these CPU figures: --workers {workers} / --workers 1 "
+        f"= {one / (cpus[workers] + each):.2f}; {exact:.2f} if the rest divided exactly "
+        "(the limit the serial start-up sets on this log)"
+    )
 
 
 def main() -> int:
@@ -146,6 +201,8 @@ def main() -> int:
             walls[workers], digests[workers] = wall, outputs_digest(folder)
             if workers == 1:
                 job_wall, job_moved, peak_mb = wall, moved, peak
+        for workers in pair:
+            run_start_up(folder, workers)
         if digests[1] != digests[args.workers]:
             print(f"MISMATCH: --workers {args.workers} wrote other bytes than --workers 1")
             return 1
@@ -223,6 +280,7 @@ def main() -> int:
             f"CPU seconds of the job, --workers {workers} (median; runs):  "
             f"{statistics.median(spent):.2f} ({', '.join(f'{s:.2f}' for s in spent)})"
         )
+    print_start_up(args.workers)
     print("reproduce the job alone: " + " ".join(job_command(folder)))
     print("on every core: " + " ".join(job_command(folder, workers=args.workers)))
     return 0

@@ -225,7 +225,7 @@ class Board:
 
     def decide_parcel(
         self,
-        raws: list[bytes | None],
+        raws: Sequence[bytes | None],
         records: Sequence[Any] | None,
         group: int,
         groups: int,

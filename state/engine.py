@@ -93,7 +93,7 @@ class Engine(Protocol):
 
     def decide_parcel(
         self,
-        raws: list[bytes | None],
+        raws: Sequence[bytes | None],
         records: Sequence[Any] | None,
         group: int,
         groups: int,

@@ -124,6 +124,20 @@ def route_batch(
     )
 
 
+def split_lines(data: bytes, end: int, first: int) -> tuple[Sequence[bytes], list[int] | None, int]:
+    """The non-blank lines of `data[:end]` as `connectors.jsonl.read_line_blocks` keeps them,
+    split by the compiled module: a sequence of bytes that the compiled board reads in
+    the block, with no bytes object per line; the numbers of the lines kept (None when
+    they are `first`, `first + 1`, ...), and how many lines there were."""
+    assert _PROBLEM is None, _PROBLEM
+    return crm_triggers_native.split_lines(data, end, first)
+
+
+def is_lines(values: object) -> bool:
+    """Whether `values` are the lines of a block made by `split_lines`."""
+    return _PROBLEM is None and type(values) is crm_triggers_native.Lines
+
+
 def available() -> bool:
     """Whether the compiled module is installed (`make install` builds it) and matches."""
     return _PROBLEM is None
@@ -197,7 +211,7 @@ class NativeBoard:
 
     def decide_parcel(
         self,
-        raws: list[bytes | None],
+        raws: Sequence[bytes | None],
         records: Sequence[Any] | None,
         group: int,
         groups: int,
@@ -220,7 +234,7 @@ class NativeBoard:
         return out
 
     def decide_batch(
-        self, raws: list[bytes | None], group: int = 0, groups: int = 1, shared: bool = False
+        self, raws: Sequence[bytes | None], group: int = 0, groups: int = 1, shared: bool = False
     ) -> tuple[tuple[int, ...], int, list[tuple[int, int, str | None, int, Any]]]:
         """Decide event records in order: (counts by `REASONS`, extra items, notes).
 

@@ -91,7 +91,8 @@ impl NativeBoard {
         self.items.len()
     }
 
-    /// Decide a batch of event records of key group `group` (of `groups`).
+    /// Decide a batch of event records of key group `group` (of `groups`): a list of
+    /// bytes (or None), or the `Lines` of a block.
     ///
     /// Returns (counts by reason, extra items, notes); a note is (record index, item
     /// index, item key or None, kind, payload) for each transition and dead letter.
@@ -104,7 +105,7 @@ impl NativeBoard {
     pub(crate) fn decide_batch<'py>(
         &mut self,
         py: Python<'py>,
-        raws: &Bound<'py, PyList>,
+        raws: &Bound<'py, PyAny>,
         group: u32,
         groups: u32,
         max_bytes: usize,
@@ -286,61 +287,90 @@ impl NativeBoard {
         &mut self,
         items: &mut HashMap<CompactString, ItemState>,
         py: Python<'_>,
-        raws: &Bound<'_, PyList>,
+        raws: &Bound<'_, PyAny>,
         group: u32,
         groups: u32,
         max_bytes: usize,
         batch: &mut Batch,
     ) -> PyResult<()> {
-        for (index, raw_obj) in raws.iter().enumerate() {
+        if let Ok(lines) = raws.downcast::<Lines>() {
+            // Lines of a block: a line's bytes object is made only for a line decided here.
+            for (index, raw) in lines.get().each(py).enumerate() {
+                let make = || PyBytes::new_bound(py, raw).into_any();
+                self.decide_record(items, py, index, raw, make, group, groups, max_bytes, batch)?;
+            }
+            return Ok(());
+        }
+        for (index, raw_obj) in raws.downcast::<PyList>()?.iter().enumerate() {
             // A record without bytes (a Kafka tombstone) is Python's to reject.
             let raw = raw_obj
                 .downcast::<PyBytes>()
                 .map(|b| b.as_bytes())
                 .unwrap_or(b"");
-            let mut own_key = false;
-            if batch.shared && raw.len() <= max_bytes && single_key(raw, &mut batch.key) {
-                if group_of(&batch.key, groups) != group {
-                    continue;
-                }
-                own_key = true;
-            }
-            let canonical: Bound<PyBytes>;
-            let fast = if raw.len() <= max_bytes && raw_obj.is_instance_of::<PyBytes>() {
-                decode_event(raw, None)
-            } else {
-                None
-            };
-            let mut event = match fast {
-                Some(event) => event,
-                None => {
-                    let answer = self.hooks.bind(py).call_method1("slow", (&raw_obj,))?;
-                    let answer = answer.downcast::<PyTuple>()?;
-                    let first = answer.get_item(0)?;
-                    if let Ok(bytes) = first.downcast::<PyBytes>() {
-                        canonical = bytes.clone();
-                        let at: i64 = answer.get_item(1)?.extract()?;
-                        match decode_event(canonical.as_bytes(), Some(at)) {
-                            Some(event) => event,
-                            None => {
-                                return Err(PyValueError::new_err(
-                                    "internal: the canonical form of an event did not decode",
-                                ))
-                            }
-                        }
-                    } else {
-                        // Shared and of unknown items: every worker rejects it; one reports it.
-                        if !batch.shared || own_key || group == 0 {
-                            let note = (index, 0usize, py.None(), NOTE_REJECTED, answer.clone());
-                            batch.notes.push(note.into_py(py));
-                        }
-                        continue;
-                    }
-                }
-            };
-            self.decide_event(items, py, &raw_obj, index, &mut event, group, groups, batch)?;
+            let make = || raw_obj.clone();
+            self.decide_record(items, py, index, raw, make, group, groups, max_bytes, batch)?;
         }
         Ok(())
+    }
+
+    /// One record of a batch: `raw` its bytes, `make` the Python object of them
+    /// (asked for only when the record is this group's to decide). A record longer
+    /// than `max_bytes` is Python's to reject.
+    #[allow(clippy::too_many_arguments)]
+    fn decide_record<'py>(
+        &mut self,
+        items: &mut HashMap<CompactString, ItemState>,
+        py: Python<'py>,
+        index: usize,
+        raw: &[u8],
+        make: impl FnOnce() -> Bound<'py, PyAny>,
+        group: u32,
+        groups: u32,
+        max_bytes: usize,
+        batch: &mut Batch,
+    ) -> PyResult<()> {
+        let mut own_key = false;
+        if batch.shared && raw.len() <= max_bytes && single_key(raw, &mut batch.key) {
+            if group_of(&batch.key, groups) != group {
+                return Ok(());
+            }
+            own_key = true;
+        }
+        let raw_obj = make();
+        let canonical: Bound<PyBytes>;
+        let fast = if raw.len() <= max_bytes && raw_obj.is_instance_of::<PyBytes>() {
+            decode_event(raw, None)
+        } else {
+            None
+        };
+        let mut event = match fast {
+            Some(event) => event,
+            None => {
+                let answer = self.hooks.bind(py).call_method1("slow", (&raw_obj,))?;
+                let answer = answer.downcast::<PyTuple>()?;
+                let first = answer.get_item(0)?;
+                if let Ok(bytes) = first.downcast::<PyBytes>() {
+                    canonical = bytes.clone();
+                    let at: i64 = answer.get_item(1)?.extract()?;
+                    match decode_event(canonical.as_bytes(), Some(at)) {
+                        Some(event) => event,
+                        None => {
+                            return Err(PyValueError::new_err(
+                                "internal: the canonical form of an event did not decode",
+                            ))
+                        }
+                    }
+                } else {
+                    // Shared and of unknown items: every worker rejects it; one reports it.
+                    if !batch.shared || own_key || group == 0 {
+                        let note = (index, 0usize, py.None(), NOTE_REJECTED, answer.clone());
+                        batch.notes.push(note.into_py(py));
+                    }
+                    return Ok(());
+                }
+            }
+        };
+        self.decide_event(items, py, &raw_obj, index, &mut event, group, groups, batch)
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -42,6 +42,8 @@ mod decode;
 mod history;
 /// One item's flat state.
 mod item;
+/// A block of JSON Lines split into its records, no Python object per line.
+mod lines;
 /// A transition's JSON line and id.
 mod output;
 /// Trigger params.
@@ -65,6 +67,7 @@ use board::*;
 use conditions::{Clause, Condition, Op};
 use decode::*;
 use item::*;
+use lines::*;
 use output::*;
 use params::*;
 use routing::*;
@@ -82,6 +85,8 @@ use vocabulary::{
 fn crm_triggers_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeBoard>()?;
     m.add_function(wrap_pyfunction!(route_batch, m)?)?;
+    m.add_class::<Lines>()?;
+    m.add_function(wrap_pyfunction!(split_lines, m)?)?;
     vocabulary::register(m)?;
     stats::register(m)?;
     Ok(())

@@ -8,6 +8,9 @@
 //! caller takes the general path. It never decides that a record is invalid.
 
 use std::borrow::Cow;
+use std::sync::OnceLock;
+
+use memchr::memmem;
 
 pub struct WireRef<'a> {
     pub entity: Option<Cow<'a, str>>,
@@ -31,6 +34,17 @@ pub struct Wire<'a> {
 /// Levels of objects and arrays a record may nest (`state.codes.MAX_DEPTH`): Python
 /// rejects deeper records, so this reader must never take one.
 pub const MAX_DEPTH: u32 = 64;
+
+/// How far a string's end is looked for eight bytes at a time before a vector search.
+const SHORT_STRING: usize = 32;
+const QUOTES: u64 = 0x2222_2222_2222_2222;
+const BACKSLASHES: u64 = 0x5c5c_5c5c_5c5c_5c5c;
+
+/// The high bit of each zero byte of `word` set: exact up to its lowest zero byte (a
+/// borrow may mark bytes above it), so `trailing_zeros` finds the first zero byte.
+fn zero_bytes(word: u64) -> u64 {
+    word.wrapping_sub(0x0101_0101_0101_0101) & !word & 0x8080_8080_8080_8080
+}
 
 struct Scanner<'a> {
     text: &'a str,
@@ -150,10 +164,11 @@ pub fn scan_key(text: &str) -> Option<(Option<Cow<'_, str>>, WireRef<'_>)> {
         Some(())
     });
     if let Some(at) = read_up_to {
-        let rest = &s.bytes[at..];
-        let again = memchr::memmem::find(rest, b"\"item").is_some()
-            || memchr::memmem::find(rest, b"\"tenant\"").is_some();
-        return if again { None } else { Some((tenant, item?)) };
+        return if unsure_rest(&s.bytes[at..]) {
+            None
+        } else {
+            Some((tenant, item?))
+        };
     }
     whole?;
     s.ws();
@@ -161,6 +176,23 @@ pub fn scan_key(text: &str) -> Option<(Option<Cow<'_, str>>, WireRef<'_>)> {
         return None;
     }
     Some((tenant, item?))
+}
+
+/// Whether the rest of a record, after its `tenant` and `item` members, could name
+/// another tenant or item: a second `"tenant"`, an `"item"` or `"items"` key, or a
+/// backslash (a key spelled with escapes, `"it\u0065m"`, is that key too). Looked for
+/// with searchers built once: building one per record cost more than the search.
+fn unsure_rest(rest: &[u8]) -> bool {
+    static FINDERS: OnceLock<(memmem::Finder<'static>, memmem::Finder<'static>)> = OnceLock::new();
+    let (item, tenant) = FINDERS.get_or_init(|| {
+        (
+            memmem::Finder::new(b"\"item"),
+            memmem::Finder::new(b"\"tenant\""),
+        )
+    });
+    memchr::memchr(b'\\', rest).is_some()
+        || item.find(rest).is_some()
+        || tenant.find(rest).is_some()
 }
 
 /// The members of a JSON object's text, in order, each value as its text; None when a
@@ -270,7 +302,23 @@ impl<'a> Scanner<'a> {
     /// Bytes up to the next quote or backslash (control characters are ruled out
     /// before scanning); None at the end.
     fn to_special(&self) -> Option<usize> {
-        memchr::memchr2(b'"', b'\\', &self.bytes[self.at..])
+        let rest = &self.bytes[self.at..];
+        // Most strings of a record (keys, ids, types, times) are short: eight bytes at
+        // a time in a register find their end before a vector search has been set up.
+        let near = rest.len().min(SHORT_STRING);
+        let mut at = 0;
+        while at + 8 <= near {
+            let word = u64::from_le_bytes(rest[at..at + 8].try_into().unwrap());
+            let found = zero_bytes(word ^ QUOTES) | zero_bytes(word ^ BACKSLASHES);
+            if found != 0 {
+                return Some(at + (found.trailing_zeros() / 8) as usize);
+            }
+            at += 8;
+        }
+        if let Some(end) = rest[at..near].iter().position(|&b| b == b'"' || b == b'\\') {
+            return Some(at + end);
+        }
+        memchr::memchr2(b'"', b'\\', &rest[near..]).map(|end| near + end)
     }
 
     /// A string without escapes or control characters, as it stands in the text.

@@ -162,6 +162,10 @@ TRICKY = [
     b'"item":{"entity":"deal","id":"11"},"tenant":"globex"}',
     b'{"id":"a9","type":"email.received","tenant":"ac\xffme","occurred_at":"2026-11-25T10:00:00Z",'
     b'"item":{"entity":"deal","id":"12"}}',
+    # A second item member whose key is spelled with an escape: JSON reads it as "item"
+    # (the last one wins), so the event is globex/deal/4's, in another share than 3's.
+    b'{"id":"a10","type":"email.received","tenant":"globex","occurred_at":"2026-11-25T10:00:00Z",'
+    b'"item":{"entity":"deal","id":"3"},"it\\u0065m":{"entity":"deal","id":"4"}}',
 ]
 
 
@@ -195,6 +199,8 @@ def test_records_whose_item_takes_decoding_to_know(tmp_path: Path) -> None:
     inputs = _write(tmp_path, automation, created + TRICKY)
     one_out, one_dlq, one = _run(inputs, tmp_path, "one", 1)
     assert one_out and one_dlq  # some of them move an item, some are dead letters
+    escaped = [orjson.loads(line) for line in one_out.splitlines()]
+    assert any(t["event"]["id"] == "a10" and t["item"]["id"] == "4" for t in escaped)
     for processes in (2, 3, 5):
         out, dlq, summary = _run(inputs, tmp_path, f"p{processes}", processes)
         assert (out, dlq, summary.counts) == (one_out, one_dlq, one.counts)
