@@ -44,6 +44,7 @@ machine may be shared and noisy, so quote medians of --runs.
 from __future__ import annotations
 
 import argparse
+import bisect
 import math
 import os
 import re
@@ -63,6 +64,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 import orjson
 from benchdata import ROOT, generated_log
@@ -84,6 +86,7 @@ from connectors.kafka import (
     tombstone_record,
     topic_partitions,
     topic_plans,
+    trace,
 )
 from connectors.records import (
     decode_event,
@@ -99,6 +102,7 @@ from state.table import TriggerTable
 BROKER_SCRIPT = ROOT / "scripts" / "kafka" / "broker.sh"
 FRESH_DIR = "FRESH-RECOVERY-DIR"  # a new, missing folder in the reproduce lines
 JOB_WINDOW = re.compile(r"time: +([\d.]+) s, ([\d,]+) events/s")
+ACK_SAMPLE = 50  # latency --breakdown: one offered record in this many is followed
 
 
 # The baseline ---------------------------------------------------------------------------
@@ -755,15 +759,26 @@ def latency_at(
         *([] if interval is None else ["--snapshot-interval", interval]),
     ]
     command = job_command(bench.brokers, topics, args.key_groups, extra, until_end=False)
+    env = dict(os.environ)
+    traced = Path(tempfile.mkdtemp(prefix="crm-trace-")) / "job" if args.breakdown else None
+    acked: dict[tuple[int, int], float] | None = {} if args.breakdown else None
+    if traced is not None:
+        env[trace.ENV] = str(traced)
     job = subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
     )
     try:
         time.sleep(args.startup)  # the job reads the automation topic before any event
         if job.poll() is not None:
             raise SystemExit(f"the job stopped: {quoted(command)}\n{job.communicate()[0][-3000:]}")
+        load_before = os.getloadavg()[0]
+        cpu_before = (_process_cpu(job.pid), time.process_time(), time.perf_counter())
+        busy_before = _machine_busy()
         started_ms = time.time() * 1000
-        produced, seconds = offer(kafka, topics.events, records, rate)
+        produced, seconds = offer(kafka, topics.events, records, rate, acked)
+        cpu_after = (_process_cpu(job.pid), time.process_time(), time.perf_counter())
+        busy_after = _machine_busy()
+        load_after = os.getloadavg()[0]
         drain(kafka, topics.transitions)
     finally:
         job.send_signal(signal.SIGTERM)
@@ -774,7 +789,7 @@ def latency_at(
             job.communicate()
     begin = started_ms + args.warmup * 1000
     end = started_ms + (args.warmup + args.duration) * 1000
-    timed_latencies, offered = latencies_ms(kafka, topics, begin, end)
+    timed_latencies, offered, joined = latencies_ms(kafka, topics, begin, end, acked is not None)
     latencies = [latency for _, latency in timed_latencies]
     window = min(end, started_ms + seconds * 1000) - begin
     setting = "default" if interval is None else f"{interval} s"
@@ -799,6 +814,15 @@ def latency_at(
         "  p99 by 5 s slice of the window (ms): "
         + " ".join(f"{percentile(sorted(found), 99):.0f}" for _, found in sorted(slices.items()))
     )
+    wall = cpu_after[2] - cpu_before[2]
+    print(
+        f"  machine: load {load_before:.1f} -> {load_after:.1f} (1 min); cores busy while "
+        f"offering: job {(cpu_after[0] - cpu_before[0]) / wall:.2f}, offering process "
+        f"{(cpu_after[1] - cpu_before[1]) / wall:.2f}, whole machine "
+        f"{(busy_after - busy_before) / wall:.2f} of {os.cpu_count()}"
+    )
+    if traced is not None and acked is not None:
+        print_breakdown(joined, acked, traced, begin, end)
     print(
         "  reproduce: the job "
         + quoted(command)
@@ -810,14 +834,25 @@ def latency_at(
 
 
 def offer(
-    kafka: KafkaSettings, topic: str, records: list[tuple[bytes | None, bytes]], rate: float
+    kafka: KafkaSettings,
+    topic: str,
+    records: list[tuple[bytes | None, bytes]],
+    rate: float,
+    acked: dict[tuple[int, int], float] | None = None,
 ) -> tuple[int, float]:
     """Produce the records at a steady rate; records produced and seconds taken.
 
     Each record's Kafka timestamp is the moment of its `produce` call (CreateTime).
+    `acked`: filled with the wall time in ms at which this process saw the broker's
+    acknowledgement of every `ACK_SAMPLE`th record, by (partition, offset).
     """
     producer = Producer(kafka.producer_config())
     produce = producer.produce
+
+    def seen(error: KafkaError | None, message: Any) -> None:
+        if error is None and acked is not None:
+            acked[(message.partition(), message.offset())] = time.time() * 1000
+
     started = time.perf_counter()
     sent = 0
     total = len(records)
@@ -826,7 +861,10 @@ def offer(
         while sent < due:
             key, value = records[sent]
             try:
-                produce(topic, value, key)
+                if acked is not None and sent % ACK_SAMPLE == 0:
+                    produce(topic, value, key, on_delivery=seen)
+                else:
+                    produce(topic, value, key)
             except BufferError:
                 producer.poll(0.01)
                 continue
@@ -861,11 +899,12 @@ def drain(kafka: KafkaSettings, topic: str, quiet: float = 3.0, limit: float = 1
 
 
 def latencies_ms(
-    kafka: KafkaSettings, topics: Topics, begin_ms: float, end_ms: float
-) -> tuple[list[tuple[int, float]], int]:
+    kafka: KafkaSettings, topics: Topics, begin_ms: float, end_ms: float, where: bool = False
+) -> tuple[list[tuple[int, float]], int, list[Joined]]:
     """Per transition of an event produced in [begin, end): the event's timestamp and the
-    latency in ms; and the number of events produced there."""
-    produced_at: dict[str, int] = {}
+    latency in ms; the number of events produced there; with `where`, each transition's
+    event's partition and offset, its produce time and the transition's."""
+    produced_at: dict[str, tuple[int, int, int]] = {}
     offered = 0
     for message in read_topic(kafka, topics.events, until_end=True):
         stamp = message.timestamp()[1]
@@ -873,14 +912,121 @@ def latencies_ms(
             offered += 1
             found = event_id_of(message.value())
             if found is not None:
-                produced_at[found] = stamp
+                produced_at[found] = (stamp, message.partition(), message.offset())
     latencies = []
+    joined = []
     for message in read_topic(kafka, topics.transitions, until_end=True):
         event_id = orjson.loads(message.value())["event"]["id"]
-        stamp = produced_at.get(event_id)
-        if stamp is not None:
-            latencies.append((stamp, float(message.timestamp()[1] - stamp)))
-    return latencies, offered
+        event = produced_at.get(event_id)
+        if event is not None:
+            stamp, written = event[0], message.timestamp()[1]
+            latencies.append((stamp, float(written - stamp)))
+            if where:
+                joined.append(Joined(event[1], event[2], stamp, written))
+    return latencies, offered, joined
+
+
+@dataclass(frozen=True)
+class Joined:
+    """A transition joined to its event: where the event is, when each was produced (ms)."""
+
+    partition: int
+    offset: int
+    produced: int
+    written: int
+
+
+def _process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a running process, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def print_breakdown(
+    joined: list[Joined],
+    acked: dict[tuple[int, int], float],
+    traced: Path,
+    begin_ms: float,
+    end_ms: float,
+) -> None:
+    """Where the sampled events' time went, from the offering process's acknowledgements
+    and the job's timeline (connectors/kafka/trace.py); the timeline is deleted after."""
+    reads: dict[int, list[tuple[int, int, float, float]]] = {}
+    pauses: dict[str, list[float]] = {"gc": [], "write": [], "wait": []}
+    for path in traced.parent.glob(f"{traced.name}.*"):
+        for line in path.read_text().splitlines():
+            kind, stamp, *fields = line.split("\t")
+            at = float(stamp)
+            if not begin_ms <= at < end_ms:
+                continue
+            if kind == "read":
+                partition, first, last, since = fields
+                reads.setdefault(int(partition), []).append(
+                    (int(first), int(last), at, float(since))
+                )
+            elif kind in pauses:
+                pauses[kind].append(float(fields[-1]))
+        path.unlink()
+    traced.parent.rmdir()
+    for batches in reads.values():
+        batches.sort()
+    rows: list[tuple[float, float, float, float, float]] = []
+    for one in joined:
+        ack = acked.get((one.partition, one.offset))
+        ranges = reads.get(one.partition)
+        if ack is None or not ranges:
+            continue
+        at = bisect.bisect_right(ranges, (one.offset, math.inf)) - 1
+        if at < 0 or ranges[at][1] < one.offset:
+            continue
+        _, _, read, gap = ranges[at]
+        rows.append(
+            (
+                one.written - one.produced,
+                ack - one.produced,
+                read - ack,
+                gap,
+                one.written - read,
+            )
+        )
+    if not rows:
+        print("  breakdown: no sampled event joined to the job's timeline")
+        return
+    names = (
+        "total (event produced to transition produced)",
+        "event produced to its acknowledgement seen by the offering process",
+        "acknowledged to read by the job (fetch, consumer queue, the worker's cycle)",
+        "  the partition's read before that, ms earlier (one worker cycle, wall clock)",
+        "read by the job to the transition's produce call (route, decide, sink)",
+    )
+    rows.sort()
+    slowest = rows[-max(1, len(rows) // 100) :]
+    print(
+        f"  breakdown of {len(rows):,} sampled transitions (1 event in {ACK_SAMPLE}), ms: "
+        "p50 / p99 / max; mean over the slowest 1%"
+    )
+    for column, name in enumerate(names):
+        values = sorted(row[column] for row in rows)
+        tail = statistics.fmean(row[column] for row in slowest)
+        print(
+            f"    {percentile(values, 50):7.1f} / {percentile(values, 99):7.1f} / "
+            f"{values[-1]:7.1f}; {tail:7.1f}  {name}"
+        )
+    for kind, label in (
+        ("gc", "garbage collections"),
+        ("write", "sink writes"),
+        ("wait", "waits for acknowledgements (epoch ends)"),
+    ):
+        took = sorted(pauses[kind])
+        if took:
+            print(
+                f"    job's {label} in the window: {len(took):,}, p99 "
+                f"{percentile(took, 99):.1f} ms, max {took[-1]:.1f} ms, "
+                f"sum {sum(took) / 1000:.2f} s"
+            )
 
 
 def event_id_of(value: bytes | None) -> str | None:
@@ -951,6 +1097,12 @@ def main() -> int:
         default="default",
         help="latency: the job's --snapshot-interval values to measure at, comma-separated "
         "('default' for the job's default), e.g. default,1",
+    )
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="latency: also break each run's latency down (the job's timeline, "
+        "CRM_TRIGGERS_TRACE, joined with the offered events' acknowledgements)",
     )
     parser.add_argument(
         "--cycles",
