@@ -1015,6 +1015,14 @@ def print_breakdown(
             f"    {percentile(values, 50):7.1f} / {percentile(values, 99):7.1f} / "
             f"{values[-1]:7.1f}; {tail:7.1f}  {name}"
         )
+
+    def behind(row: tuple[float, float, float, float, float]) -> bool:
+        return row[3] >= 0 and row[2] > row[3]
+
+    print(
+        f"    acknowledged before the partition's read before: {_share(rows, behind):.0%} of "
+        f"them, {_share(slowest, behind):.0%} of the slowest 1% (the job behind: a backlog)"
+    )
     for kind, label in (
         ("gc", "garbage collections"),
         ("write", "sink writes"),
@@ -1036,6 +1044,10 @@ def event_id_of(value: bytes | None) -> str | None:
     except (orjson.JSONDecodeError, AttributeError):
         return None
     return found if isinstance(found, str) else None
+
+
+def _share(rows: Sequence[Any], test: Any) -> float:
+    return sum(1 for row in rows if test(row)) / len(rows)
 
 
 def percentile(ordered: list[float], share: float) -> float:
