@@ -6,6 +6,7 @@
                                   [--key-groups N] [--rate EVENTS_PER_S] [--warmup 10]
                                   [--duration 40] [--latency-intervals default,1]
                                   [--decide-in groups|partitions] [--per-item]
+                                  [--shares 0.5,0.25] [--cycles default,0] [--breakdown]
 
 Generates a realistic log once (scripts/generate.py, cached in .cache/bench/),
 loads it into fresh uuid-named topics on the local broker (started with
@@ -29,7 +30,14 @@ measures, alternating run by run, each job writing to fresh output topics:
   afterwards both topics are read back and each transition's Kafka timestamp
   (the job's produce call) is joined by event id to its event's (this script's
   produce call). Transitions of events produced in the first --warmup seconds
-  are left out;
+  are left out. --shares offers several shares of the maximum, alternated;
+  --cycles compares --cycle-ms values (the maximum and the latency of each);
+  --breakdown splits each run's latency: the job writes its timeline
+  (CRM_TRIGGERS_TRACE, connectors/kafka/trace.py: each batch read, write, wait
+  for acknowledgements and collection) and this script notes when the broker
+  acknowledged one offered event in 50; joined by partition and offset, each
+  sampled transition's time is split into offered to acknowledged, acknowledged
+  to read by the job, and read to the transition's produce call;
 - metrics: the one-process job without metrics against `--metrics-port`, its
   /metrics read every second meanwhile (the cost of the metrics, target 3%);
 - all: the five in that order, on one set of input topics.
@@ -654,8 +662,8 @@ def bench_latency(bench: Bench) -> None:
     if args.cycles:
         bench_cycles(bench, args.cycles.split(","))
         return
-    rate = args.rate
-    if rate is None:
+    rates = [args.rate] if args.rate is not None else []
+    if not rates:
         if bench.one_process_rate is None:
             measure = job_command(
                 bench.brokers, bench.fresh("max"), args.key_groups, placement(args)
@@ -667,28 +675,32 @@ def bench_latency(bench: Bench) -> None:
                 f"{bench.one_process_rate:,.0f} events/s"
             )
             print("  reproduce: " + quoted(measure), flush=True)
-        rate = bench.one_process_rate / 2
+        rates = [bench.one_process_rate * float(share) for share in args.shares.split(",")]
     intervals = args.latency_intervals.split(",")
-    found: dict[str, list[tuple[float, float]]] = {interval: [] for interval in intervals}
+    found: dict[tuple[float, str], list[tuple[float, float]]] = {
+        (rate, interval): [] for rate in rates for interval in intervals
+    }
     for run in range(1, args.runs + 1):
-        for interval in intervals:
-            setting = None if interval == "default" else interval
-            measured = latency_at(bench, rate, setting, run)
-            if measured is not None:
-                found[interval].append(measured)
+        for rate in rates if run % 2 else rates[::-1]:
+            for interval in intervals:
+                setting = None if interval == "default" else interval
+                measured = latency_at(bench, rate, setting, run)
+                if measured is not None:
+                    found[rate, interval].append(measured)
     print()
-    print(f"latency at {rate:,.0f} events/s offered, medians of {args.runs} run(s):")
-    for interval, pairs in found.items():
+    print(f"latency, medians of {args.runs} run(s):")
+    for (rate, interval), pairs in found.items():
         if pairs:
             p50 = statistics.median(p for p, _ in pairs)
             p99 = statistics.median(p for _, p in pairs)
+            runs = ", ".join(f"{p:.0f}" for _, p in pairs)
             print(
-                f"  snapshot interval {interval}: p50 {p50:.0f} ms, p99 {p99:.0f} ms "
-                "(target p99 <= 200 ms)"
+                f"  {rate:,.0f} events/s offered, snapshot interval {interval}: p50 {p50:.0f} ms, "
+                f"p99 {p99:.0f} ms (runs: {runs}; target p99 <= 200 ms)"
             )
     print(
         f"  reproduce: {quoted(['python', 'scripts/bench_kafka.py', 'latency'])} "
-        f"--rate {rate:.0f} --latency-intervals {args.latency_intervals} --runs {args.runs}"
+        f"--rate {rates[0]:.0f} --latency-intervals {args.latency_intervals} --runs {args.runs}"
     )
     print(flush=True)
 
@@ -1098,6 +1110,12 @@ def main() -> int:
     )
     parser.add_argument(
         "--rate", type=float, help="latency: events/s offered (default: half the measured maximum)"
+    )
+    parser.add_argument(
+        "--shares",
+        default="0.5",
+        help="latency: without --rate, the rates to offer as shares of the measured maximum, "
+        "comma-separated and alternated run by run, e.g. 0.5,0.25 (default: 0.5)",
     )
     parser.add_argument("--warmup", type=float, default=10.0, help="latency: seconds not measured")
     parser.add_argument("--duration", type=float, default=40.0, help="latency: seconds measured")
