@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import gc
 import os
+import sys
 import threading
 import time
 from typing import Any, TextIO
@@ -32,7 +33,11 @@ def _open() -> TextIO | None:
     path = os.environ.get(ENV)
     if not path:
         return None
-    out = open(f"{path}.{os.getpid()}", "a", buffering=1 << 16)  # noqa: SIM115 (closed at exit)
+    try:
+        out = open(f"{path}.{os.getpid()}", "a", buffering=1 << 16)  # noqa: SIM115 (closed at exit)
+    except OSError as bad:
+        print(f"error: {ENV}={path}: {bad.strerror}", file=sys.stderr)
+        raise SystemExit(2) from None
     atexit.register(out.close)
     gc.callbacks.append(_collected)
     return out

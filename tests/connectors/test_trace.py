@@ -46,3 +46,17 @@ def test_without_the_variable_nothing_is_written(tmp_path: Path) -> None:
     on, _ = run({"PATH": "", "HOME": str(tmp_path)})
     assert not on
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_path_that_cannot_be_written_is_a_one_line_error(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", "import connectors.kafka.trace"],
+        env={"CRM_TRIGGERS_TRACE": str(tmp_path / "missing" / "job"), "PATH": ""},
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"error: CRM_TRIGGERS_TRACE={tmp_path / 'missing' / 'job'}: No such file or directory"
+    ]
