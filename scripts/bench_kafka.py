@@ -6,6 +6,7 @@
                                   [--key-groups N] [--rate EVENTS_PER_S] [--warmup 10]
                                   [--duration 40] [--latency-intervals default,1]
                                   [--decide-in groups|partitions] [--per-item]
+                                  [--shares 0.5,0.25] [--cycles default,0] [--breakdown]
 
 Generates a realistic log once (scripts/generate.py, cached in .cache/bench/),
 loads it into fresh uuid-named topics on the local broker (started with
@@ -29,7 +30,14 @@ measures, alternating run by run, each job writing to fresh output topics:
   afterwards both topics are read back and each transition's Kafka timestamp
   (the job's produce call) is joined by event id to its event's (this script's
   produce call). Transitions of events produced in the first --warmup seconds
-  are left out;
+  are left out. --shares offers several shares of the maximum, alternated;
+  --cycles compares --cycle-ms values (the maximum and the latency of each);
+  --breakdown splits each run's latency: the job writes its timeline
+  (CRM_TRIGGERS_TRACE, connectors/kafka/trace.py: each batch read, write, wait
+  for acknowledgements and collection) and this script notes when the broker
+  acknowledged one offered event in 50; joined by partition and offset, each
+  sampled transition's time is split into offered to acknowledged, acknowledged
+  to read by the job, and read to the transition's produce call;
 - metrics: the one-process job without metrics against `--metrics-port`, its
   /metrics read every second meanwhile (the cost of the metrics, target 3%);
 - all: the five in that order, on one set of input topics.
@@ -44,6 +52,7 @@ machine may be shared and noisy, so quote medians of --runs.
 from __future__ import annotations
 
 import argparse
+import bisect
 import math
 import os
 import re
@@ -63,6 +72,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 import orjson
 from benchdata import ROOT, generated_log
@@ -84,6 +94,7 @@ from connectors.kafka import (
     tombstone_record,
     topic_partitions,
     topic_plans,
+    trace,
 )
 from connectors.records import (
     decode_event,
@@ -99,6 +110,7 @@ from state.table import TriggerTable
 BROKER_SCRIPT = ROOT / "scripts" / "kafka" / "broker.sh"
 FRESH_DIR = "FRESH-RECOVERY-DIR"  # a new, missing folder in the reproduce lines
 JOB_WINDOW = re.compile(r"time: +([\d.]+) s, ([\d,]+) events/s")
+ACK_SAMPLE = 50  # latency --breakdown: one offered record in this many is followed
 
 
 # The baseline ---------------------------------------------------------------------------
@@ -650,8 +662,8 @@ def bench_latency(bench: Bench) -> None:
     if args.cycles:
         bench_cycles(bench, args.cycles.split(","))
         return
-    rate = args.rate
-    if rate is None:
+    rates = [args.rate] if args.rate is not None else []
+    if not rates:
         if bench.one_process_rate is None:
             measure = job_command(
                 bench.brokers, bench.fresh("max"), args.key_groups, placement(args)
@@ -663,28 +675,32 @@ def bench_latency(bench: Bench) -> None:
                 f"{bench.one_process_rate:,.0f} events/s"
             )
             print("  reproduce: " + quoted(measure), flush=True)
-        rate = bench.one_process_rate / 2
+        rates = [bench.one_process_rate * float(share) for share in args.shares.split(",")]
     intervals = args.latency_intervals.split(",")
-    found: dict[str, list[tuple[float, float]]] = {interval: [] for interval in intervals}
+    found: dict[tuple[float, str], list[tuple[float, float]]] = {
+        (rate, interval): [] for rate in rates for interval in intervals
+    }
     for run in range(1, args.runs + 1):
-        for interval in intervals:
-            setting = None if interval == "default" else interval
-            measured = latency_at(bench, rate, setting, run)
-            if measured is not None:
-                found[interval].append(measured)
+        for rate in rates if run % 2 else rates[::-1]:
+            for interval in intervals:
+                setting = None if interval == "default" else interval
+                measured = latency_at(bench, rate, setting, run)
+                if measured is not None:
+                    found[rate, interval].append(measured)
     print()
-    print(f"latency at {rate:,.0f} events/s offered, medians of {args.runs} run(s):")
-    for interval, pairs in found.items():
+    print(f"latency, medians of {args.runs} run(s):")
+    for (rate, interval), pairs in found.items():
         if pairs:
             p50 = statistics.median(p for p, _ in pairs)
             p99 = statistics.median(p for _, p in pairs)
+            runs = ", ".join(f"{p:.0f}" for _, p in pairs)
             print(
-                f"  snapshot interval {interval}: p50 {p50:.0f} ms, p99 {p99:.0f} ms "
-                "(target p99 <= 200 ms)"
+                f"  {rate:,.0f} events/s offered, snapshot interval {interval}: p50 {p50:.0f} ms, "
+                f"p99 {p99:.0f} ms (runs: {runs}; target p99 <= 200 ms)"
             )
     print(
         f"  reproduce: {quoted(['python', 'scripts/bench_kafka.py', 'latency'])} "
-        f"--rate {rate:.0f} --latency-intervals {args.latency_intervals} --runs {args.runs}"
+        f"--rate {rates[0]:.0f} --latency-intervals {args.latency_intervals} --runs {args.runs}"
     )
     print(flush=True)
 
@@ -755,15 +771,26 @@ def latency_at(
         *([] if interval is None else ["--snapshot-interval", interval]),
     ]
     command = job_command(bench.brokers, topics, args.key_groups, extra, until_end=False)
+    env = dict(os.environ)
+    traced = Path(tempfile.mkdtemp(prefix="crm-trace-")) / "job" if args.breakdown else None
+    acked: dict[tuple[int, int], float] | None = {} if args.breakdown else None
+    if traced is not None:
+        env[trace.ENV] = str(traced)
     job = subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
     )
     try:
         time.sleep(args.startup)  # the job reads the automation topic before any event
         if job.poll() is not None:
             raise SystemExit(f"the job stopped: {quoted(command)}\n{job.communicate()[0][-3000:]}")
+        load_before = os.getloadavg()[0]
+        cpu_before = (_process_cpu(job.pid), time.process_time(), time.perf_counter())
+        busy_before = _machine_busy()
         started_ms = time.time() * 1000
-        produced, seconds = offer(kafka, topics.events, records, rate)
+        produced, seconds = offer(kafka, topics.events, records, rate, acked)
+        cpu_after = (_process_cpu(job.pid), time.process_time(), time.perf_counter())
+        busy_after = _machine_busy()
+        load_after = os.getloadavg()[0]
         drain(kafka, topics.transitions)
     finally:
         job.send_signal(signal.SIGTERM)
@@ -774,7 +801,7 @@ def latency_at(
             job.communicate()
     begin = started_ms + args.warmup * 1000
     end = started_ms + (args.warmup + args.duration) * 1000
-    timed_latencies, offered = latencies_ms(kafka, topics, begin, end)
+    timed_latencies, offered, joined = latencies_ms(kafka, topics, begin, end, acked is not None)
     latencies = [latency for _, latency in timed_latencies]
     window = min(end, started_ms + seconds * 1000) - begin
     setting = "default" if interval is None else f"{interval} s"
@@ -799,6 +826,15 @@ def latency_at(
         "  p99 by 5 s slice of the window (ms): "
         + " ".join(f"{percentile(sorted(found), 99):.0f}" for _, found in sorted(slices.items()))
     )
+    wall = cpu_after[2] - cpu_before[2]
+    print(
+        f"  machine: load {load_before:.1f} -> {load_after:.1f} (1 min); cores busy while "
+        f"offering: job {(cpu_after[0] - cpu_before[0]) / wall:.2f}, offering process "
+        f"{(cpu_after[1] - cpu_before[1]) / wall:.2f}, whole machine "
+        f"{(busy_after - busy_before) / wall:.2f} of {os.cpu_count()}"
+    )
+    if traced is not None and acked is not None:
+        print_breakdown(joined, acked, traced, begin, end)
     print(
         "  reproduce: the job "
         + quoted(command)
@@ -810,14 +846,25 @@ def latency_at(
 
 
 def offer(
-    kafka: KafkaSettings, topic: str, records: list[tuple[bytes | None, bytes]], rate: float
+    kafka: KafkaSettings,
+    topic: str,
+    records: list[tuple[bytes | None, bytes]],
+    rate: float,
+    acked: dict[tuple[int, int], float] | None = None,
 ) -> tuple[int, float]:
     """Produce the records at a steady rate; records produced and seconds taken.
 
     Each record's Kafka timestamp is the moment of its `produce` call (CreateTime).
+    `acked`: filled with the wall time in ms at which this process saw the broker's
+    acknowledgement of every `ACK_SAMPLE`th record, by (partition, offset).
     """
     producer = Producer(kafka.producer_config())
     produce = producer.produce
+
+    def seen(error: KafkaError | None, message: Any) -> None:
+        if error is None and acked is not None:
+            acked[(message.partition(), message.offset())] = time.time() * 1000
+
     started = time.perf_counter()
     sent = 0
     total = len(records)
@@ -826,7 +873,10 @@ def offer(
         while sent < due:
             key, value = records[sent]
             try:
-                produce(topic, value, key)
+                if acked is not None and sent % ACK_SAMPLE == 0:
+                    produce(topic, value, key, on_delivery=seen)
+                else:
+                    produce(topic, value, key)
             except BufferError:
                 producer.poll(0.01)
                 continue
@@ -861,11 +911,12 @@ def drain(kafka: KafkaSettings, topic: str, quiet: float = 3.0, limit: float = 1
 
 
 def latencies_ms(
-    kafka: KafkaSettings, topics: Topics, begin_ms: float, end_ms: float
-) -> tuple[list[tuple[int, float]], int]:
+    kafka: KafkaSettings, topics: Topics, begin_ms: float, end_ms: float, where: bool = False
+) -> tuple[list[tuple[int, float]], int, list[Joined]]:
     """Per transition of an event produced in [begin, end): the event's timestamp and the
-    latency in ms; and the number of events produced there."""
-    produced_at: dict[str, int] = {}
+    latency in ms; the number of events produced there; with `where`, each transition's
+    event's partition and offset, its produce time and the transition's."""
+    produced_at: dict[str, tuple[int, int, int]] = {}
     offered = 0
     for message in read_topic(kafka, topics.events, until_end=True):
         stamp = message.timestamp()[1]
@@ -873,14 +924,129 @@ def latencies_ms(
             offered += 1
             found = event_id_of(message.value())
             if found is not None:
-                produced_at[found] = stamp
+                produced_at[found] = (stamp, message.partition(), message.offset())
     latencies = []
+    joined = []
     for message in read_topic(kafka, topics.transitions, until_end=True):
         event_id = orjson.loads(message.value())["event"]["id"]
-        stamp = produced_at.get(event_id)
-        if stamp is not None:
-            latencies.append((stamp, float(message.timestamp()[1] - stamp)))
-    return latencies, offered
+        event = produced_at.get(event_id)
+        if event is not None:
+            stamp, written = event[0], message.timestamp()[1]
+            latencies.append((stamp, float(written - stamp)))
+            if where:
+                joined.append(Joined(event[1], event[2], stamp, written))
+    return latencies, offered, joined
+
+
+@dataclass(frozen=True)
+class Joined:
+    """A transition joined to its event: where the event is, when each was produced (ms)."""
+
+    partition: int
+    offset: int
+    produced: int
+    written: int
+
+
+def _process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a running process, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def print_breakdown(
+    joined: list[Joined],
+    acked: dict[tuple[int, int], float],
+    traced: Path,
+    begin_ms: float,
+    end_ms: float,
+) -> None:
+    """Where the sampled events' time went, from the offering process's acknowledgements
+    and the job's timeline (connectors/kafka/trace.py); the timeline is deleted after."""
+    reads: dict[int, list[tuple[int, int, float, float]]] = {}
+    pauses: dict[str, list[float]] = {"gc": [], "write": [], "wait": []}
+    for path in traced.parent.glob(f"{traced.name}.*"):
+        for line in path.read_text().splitlines():
+            kind, stamp, *fields = line.split("\t")
+            at = float(stamp)
+            if not begin_ms <= at < end_ms:
+                continue
+            if kind == "read":
+                partition, first, last, since = fields
+                reads.setdefault(int(partition), []).append(
+                    (int(first), int(last), at, float(since))
+                )
+            elif kind in pauses:
+                pauses[kind].append(float(fields[-1]))
+        path.unlink()
+    traced.parent.rmdir()
+    for batches in reads.values():
+        batches.sort()
+    rows: list[tuple[float, float, float, float, float]] = []
+    for one in joined:
+        ack = acked.get((one.partition, one.offset))
+        ranges = reads.get(one.partition)
+        if ack is None or not ranges:
+            continue
+        at = bisect.bisect_right(ranges, (one.offset, math.inf)) - 1
+        if at < 0 or ranges[at][1] < one.offset:
+            continue
+        _, _, read, gap = ranges[at]
+        rows.append(
+            (
+                one.written - one.produced,
+                ack - one.produced,
+                read - ack,
+                gap,
+                one.written - read,
+            )
+        )
+    if not rows:
+        print("  breakdown: no sampled event joined to the job's timeline")
+        return
+    names = (
+        "total (event produced to transition produced)",
+        "event produced to its acknowledgement seen by the offering process",
+        "acknowledged to read by the job (fetch, consumer queue, the worker's cycle)",
+        "  the partition's read before that, ms earlier (one worker cycle, wall clock)",
+        "read by the job to the transition's produce call (route, decide, sink)",
+    )
+    rows.sort()
+    slowest = rows[-max(1, len(rows) // 100) :]
+    print(
+        f"  breakdown of {len(rows):,} sampled transitions (1 event in {ACK_SAMPLE}), ms: "
+        "p50 / p99 / max; mean over the slowest 1%"
+    )
+    for column, name in enumerate(names):
+        values = sorted(row[column] for row in rows)
+        tail = statistics.fmean(row[column] for row in slowest)
+        print(
+            f"    {percentile(values, 50):7.1f} / {percentile(values, 99):7.1f} / "
+            f"{values[-1]:7.1f}; {tail:7.1f}  {name}"
+        )
+
+    def behind(row: tuple[float, float, float, float, float]) -> bool:
+        return row[3] >= 0 and row[2] > row[3]
+
+    print(
+        f"    acknowledged before the partition's read before: {_share(rows, behind):.0%} of "
+        f"them, {_share(slowest, behind):.0%} of the slowest 1% (the job behind: a backlog)"
+    )
+    for kind, label in (
+        ("gc", "garbage collections"),
+        ("write", "sink writes"),
+        ("wait", "waits for acknowledgements (epoch ends)"),
+    ):
+        took = sorted(pauses[kind])
+        if took:
+            print(
+                f"    job's {label} in the window: {len(took):,}, p99 "
+                f"{percentile(took, 99):.1f} ms, max {took[-1]:.1f} ms, "
+                f"sum {sum(took) / 1000:.2f} s"
+            )
 
 
 def event_id_of(value: bytes | None) -> str | None:
@@ -890,6 +1056,10 @@ def event_id_of(value: bytes | None) -> str | None:
     except (orjson.JSONDecodeError, AttributeError):
         return None
     return found if isinstance(found, str) else None
+
+
+def _share(rows: Sequence[Any], test: Any) -> float:
+    return sum(1 for row in rows if test(row)) / len(rows)
 
 
 def percentile(ordered: list[float], share: float) -> float:
@@ -941,6 +1111,12 @@ def main() -> int:
     parser.add_argument(
         "--rate", type=float, help="latency: events/s offered (default: half the measured maximum)"
     )
+    parser.add_argument(
+        "--shares",
+        default="0.5",
+        help="latency: without --rate, the rates to offer as shares of the measured maximum, "
+        "comma-separated and alternated run by run, e.g. 0.5,0.25 (default: 0.5)",
+    )
     parser.add_argument("--warmup", type=float, default=10.0, help="latency: seconds not measured")
     parser.add_argument("--duration", type=float, default=40.0, help="latency: seconds measured")
     parser.add_argument(
@@ -951,6 +1127,12 @@ def main() -> int:
         default="default",
         help="latency: the job's --snapshot-interval values to measure at, comma-separated "
         "('default' for the job's default), e.g. default,1",
+    )
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="latency: also break each run's latency down (the job's timeline, "
+        "CRM_TRIGGERS_TRACE, joined with the offered events' acknowledgements)",
     )
     parser.add_argument(
         "--cycles",

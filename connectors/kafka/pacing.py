@@ -11,7 +11,11 @@ back the full count when cycles are short (docs/performance.md, "Latency").
 A cycle is measured in the worker thread's CPU time: on a shared machine the wall
 time of a cycle grows with what other processes run, and reading less would then
 cost throughput for nothing. A partition far behind (a catch-up, a backlog of many
-cycles) reads the full count: smaller cycles would not bring its events sooner.
+cycles) reads the full count: smaller cycles would not bring its events sooner. A
+partition behind by less reads at least an eighth of its backlog, so no backlog
+takes more than 8 cycles to read: when the shared machine leaves the worker too
+little CPU, cycles held small would read less per cycle than arrives and the
+backlog would grow (docs/performance.md, "Where an event's time goes").
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ LEAST_RECORDS = 64
 """Never fewer records per partition and cycle: the cycle's fixed cost stays small."""
 
 FAR_BEHIND_BATCHES = 8
-"""A partition this many full counts behind its end reads the full count."""
+"""A partition reads at least this fraction of its backlog per cycle (1/8): this many full
+counts behind its end, it reads the full count."""
 
 
 class CycleBound:
@@ -61,6 +66,6 @@ class CycleBound:
             scale = min(2.0, self.target_s / cycle)
             self.count = max(self.least, min(self.most, round(self.count * scale)))
         self.last = now
-        if behind is not None and behind > FAR_BEHIND_BATCHES * self.most:
-            return self.most
+        if behind is not None and behind > FAR_BEHIND_BATCHES * self.count:
+            return min(self.most, -(-behind // FAR_BEHIND_BATCHES))
         return self.count

@@ -28,6 +28,7 @@ from confluent_kafka import (
     Producer,
 )
 
+from connectors.kafka import trace
 from connectors.kafka.admin import admin_client, topic_partitions
 from connectors.kafka.client import ClientErrors, KafkaSettings, masked
 from state.errors import ConfigError, DeliveryError
@@ -165,18 +166,27 @@ class KafkaSinkPartition(StatefulSinkPartition[tuple[Any, str, bytes], None]):
         self.written = written
 
     def write_batch(self, values: list[tuple[Any, str, bytes]]) -> None:
+        started = time.time() if trace.ON else 0.0
         produce, topic = self.producer.produce, self.topic
         for _, key, line in values:
             produce(topic, key or None, line)
         self.producer.check(topic)
         if self.written is not None and values:
             self.written([values[-1][2]])
+        if trace.ON and values:
+            trace.note("write", topic, len(values), round((time.time() - started) * 1000, 2))
 
     def snapshot(self) -> None:
-        self.producer.wait(self.topic)
+        self._wait()
 
     def close(self) -> None:
+        self._wait()
+
+    def _wait(self) -> None:
+        started = time.time() if trace.ON else 0.0
         self.producer.wait(self.topic)
+        if trace.ON:
+            trace.note("wait", self.topic, round((time.time() - started) * 1000, 2))
 
 
 @dataclass

@@ -27,6 +27,7 @@ from confluent_kafka import (
 )
 from confluent_kafka import TopicPartition as KafkaPartition
 
+from connectors.kafka import trace
 from connectors.kafka.admin import admin_client, topic_partitions
 from connectors.kafka.client import (
     METADATA_TIMEOUT_S,
@@ -166,6 +167,7 @@ class EventsPartition(StatefulSourcePartition[RawBatch, int]):
         self.idle = False
         self.observer: SourceObserver | None = None
         self.stop: Callable[[], bool] | None = None
+        self.last_read = 0.0  # wall time of the last consume, for the trace only
 
     def next_batch(self) -> list[RawBatch]:
         if self.finished or (self.stop is not None and self.stop()):
@@ -174,6 +176,8 @@ class EventsPartition(StatefulSourcePartition[RawBatch, int]):
             self.observer.cycle()
         self.errors.raise_permanent()
         messages = consume(self.consumer, self.bound.next_count(self._behind()), 0)
+        if trace.ON:
+            self._trace(messages)
         self.idle = not messages
         if messages:
             self.errors.recovered()
@@ -190,6 +194,14 @@ class EventsPartition(StatefulSourcePartition[RawBatch, int]):
         self.next_offset = positions[-1] + 1
         first = positions[0]
         return [RawBatch(EVENTS, self.topic, self.partition, first, positions, values, keys)]
+
+    def _trace(self, messages: list[KafkaMessage]) -> None:
+        now = time.time()
+        if messages:
+            gap = round((now - self.last_read) * 1000, 2) if self.last_read else -1
+            first, last = messages[0].offset(), messages[-1].offset()
+            trace.note("read", self.partition, first, last, gap, at=now)
+        self.last_read = now
 
     def _without_errors(self, messages: list[KafkaMessage]) -> list[KafkaMessage]:
         """The records of a consumed batch; the end of the partition noted (only read with

@@ -49,4 +49,15 @@ def test_a_partition_far_behind_reads_the_whole_count() -> None:
     clock.now += 0.2
     assert bound.next_count(behind=10 * 4096) == 4096
     clock.now += 0.05
-    assert bound.next_count(behind=4096) == 256  # a short backlog: the bound holds
+    assert bound.next_count(behind=1024) == 256  # a short backlog: the bound holds
+
+
+def test_a_backlog_takes_at_most_eight_cycles_to_read() -> None:
+    clock = Clock()
+    bound = CycleBound(4096, 0.05, clock=clock)
+    assert cycles(bound, clock, [0.4])[-1] == 512
+    for behind, count in ((8 * 512 + 1, 513), (8 * 2000, 2000), (8 * 4096 + 8, 4096)):
+        clock.now += 0.05  # cycles at the target: the time bound stays at 512
+        assert bound.next_count(behind=behind) == count
+    clock.now += 0.05
+    assert bound.next_count(behind=100) == 512

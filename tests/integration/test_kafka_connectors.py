@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,7 @@ from connectors.kafka import (
     KafkaSink,
     Producers,
     produce_records,
+    trace,
 )
 from connectors.raw import AUTOMATION, AUTOMATION_CAUGHT_UP, EVENTS, RawBatch
 from connectors.tombstones import rfc3339_ms
@@ -241,3 +243,29 @@ def test_an_idle_events_partition_polls_again_sooner_while_records_are_past_its_
         assert wait - datetime.now(UTC) <= BEHIND_WAIT
     finally:
         part.close()
+
+
+def test_with_the_trace_on_reads_writes_and_waits_are_noted_with_their_positions(
+    kafka: KafkaSettings, make_topics: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    timeline = io.StringIO()
+    monkeypatch.setattr(trace, "_out", timeline)
+    monkeypatch.setattr(trace, "ON", True)
+    topics = make_topics(partitions=1)
+    produce_records(kafka, topics.events, ((None, b"%d" % n) for n in range(10)))
+    part = EventsPartition(kafka, topics.events, 0, None, batch_size=4)
+    read = read_batches(part, 10)
+    part.close()
+    sink = KafkaSink(Producers(kafka), topics.transitions).build_part("out", "any", None)
+    sink.write_batch([((n, 0), f"acme/deal/{n}", b"%d" % n) for n in range(3)])
+    sink.snapshot()
+
+    lines = [line.split("\t") for line in timeline.getvalue().splitlines()]
+    reads = [line for line in lines if line[0] == "read"]
+    assert [(int(r[3]), int(r[4])) for r in reads] == [
+        (b.positions[0], b.positions[-1]) for b in read
+    ]
+    assert all(r[2] == "0" for r in reads)
+    assert len(reads) >= 3 and all(float(r[5]) >= 10 for r in reads[1:])  # 10 ms sleeps between
+    assert [line[2:4] for line in lines if line[0] == "write"] == [[topics.transitions, "3"]]
+    assert [line[2] for line in lines if line[0] == "wait"] == [topics.transitions]
