@@ -1139,13 +1139,23 @@ def main() -> int:
         help="latency: the job's --cycle-ms values to compare, comma-separated ('default' "
         "for the job's default), e.g. default,0: the maximum and the latency of each",
     )
-    for option in ("events-topic", "automation-topic", "transitions-topic", "dead-letter-topic"):
+    for option in (
+        "events-topic",
+        "automation-topic",
+        "transitions-topic",
+        "dead-letter-topic",
+        "history-topic",
+    ):
         parser.add_argument(f"--{option}")
     args = parser.parse_args()
 
     if args.mode == "baseline":
         topics = Topics(
-            args.events_topic, args.automation_topic, args.transitions_topic, args.dead_letter_topic
+            args.events_topic,
+            args.automation_topic,
+            args.transitions_topic,
+            args.dead_letter_topic,
+            args.history_topic,
         )
         read, moved, seconds = baseline(args.brokers, topics)
         print(read, moved, seconds)
