@@ -18,7 +18,7 @@ import orjson
 
 from analytics.figures import Scope, _rows
 from analytics.load import Skipped, connect, load_history, load_transitions
-from analytics.render import count, duration, table
+from analytics.render import count, duration, table, trigger_change_cells
 from analytics.report import ReportInputs, build_report, iso
 
 ITEMS_SHOWN = 20
@@ -287,17 +287,7 @@ def diff_text(summary: dict[str, Any]) -> str:
         out.append(
             table(
                 ["tenant", "trigger", "code", "base", "other", "change"],
-                [
-                    [
-                        r["tenant"],
-                        r["id"],
-                        r["code"] or "?",
-                        count(r["base"]),
-                        count(r["other"]),
-                        f"{r['delta']:+,}",
-                    ]
-                    for r in summary["triggers"]
-                ],
+                [trigger_change_cells(r) for r in summary["triggers"]],
                 numeric_from=3,
             )
         )

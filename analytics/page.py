@@ -17,7 +17,7 @@ from typing import Any
 
 import vl_convert
 
-from analytics.render import count, duration, percent, stage_cells
+from analytics.render import count, duration, percent, stage_cells, trigger_change_cells
 
 Spec = dict[str, Any]
 
@@ -402,10 +402,7 @@ def report_page(report: dict) -> str:
                     "open stays",
                     "open p50 age",
                 ],
-                [
-                    stage_cells(s)
-                    for s in p["stages"]
-                ],
+                [stage_cells(s) for s in p["stages"]],
                 numeric_from=2,
             )
         )
@@ -706,17 +703,7 @@ def diff_page(summary: dict) -> str:
         body.append(
             _table(
                 ["tenant", "trigger", "code", "base", "other", "change"],
-                [
-                    [
-                        r["tenant"],
-                        r["id"],
-                        r["code"],
-                        count(r["base"]),
-                        count(r["other"]),
-                        f"{r['delta']:+,}",
-                    ]
-                    for r in summary["triggers"]
-                ],
+                [trigger_change_cells(r) for r in summary["triggers"]],
                 numeric_from=3,
             )
         )

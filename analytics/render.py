@@ -86,10 +86,7 @@ def to_text(report: Report) -> str:
                     "open",
                     "open p50",
                 ],
-                [
-                    stage_cells(s)
-                    for s in p["stages"]
-                ],
+                [stage_cells(s) for s in p["stages"]],
                 numeric_from=2,
             )
         )
@@ -294,4 +291,16 @@ def stage_cells(stage: dict) -> list[str]:
         duration(stays["p90_s"]),
         count(stays["open"]),
         duration(stays["open_p50_age_s"]),
+    ]
+
+
+def trigger_change_cells(row: dict) -> list[str]:
+    """A trigger's row of a diff's fires table, as text (the text diff and its page)."""
+    return [
+        row["tenant"],
+        row["id"],
+        row["code"] or "?",
+        count(row["base"]),
+        count(row["other"]),
+        f"{row['delta']:+,}",
     ]
