@@ -16,17 +16,19 @@ STALLED_SHOWN = 20
 MOVES_SHOWN = 12
 
 
-def duration(seconds: float | None) -> str:
-    """A length a person reads at a glance: 45 s, 12 min, 3.5 h, 9.2 d."""
+def duration(seconds: float | None, compact: bool = False) -> str:
+    """A length a person reads at a glance: 45 s, 12 min, 3.5 h, 9.2 d; `compact` (a
+    narrow terminal table): 45s, 12m, 3.5h, 9.2d."""
     if seconds is None:
         return "-"
+    s, m, h, d = ("s", "m", "h", "d") if compact else (" s", " min", " h", " d")
     if seconds < 60:
-        return f"{seconds:.0f} s"
+        return f"{seconds:.0f}{s}"
     if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
+        return f"{seconds / 60:.0f}{m}"
     if seconds < 86400:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
+        return f"{seconds / 3600:.1f}{h}"
+    return f"{seconds / 86400:.1f}{d}"
 
 
 def percent(share: float | None) -> str:

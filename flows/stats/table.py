@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from analytics import histogram
+from analytics.render import duration
 
 STAGE_WIDTH = 24
 SEMANTIC_WIDTH = 10
@@ -52,10 +53,10 @@ def window_lines(record: Mapping[str, Any]) -> list[str]:
             str(stage.get("entries", 0)),
             str(stage.get("entered", 0)),
             str(closed),
-            _duration(stays.get("sum_s", 0) / closed) if closed else "-",
-            _duration(p50.value) if p50 else "-",
-            _duration(p90.value) if p90 else "-",
-            _duration(max_s) if max_s is not None else "-",
+            duration(stays.get("sum_s", 0) / closed, compact=True) if closed else "-",
+            duration(p50.value, compact=True) if p50 else "-",
+            duration(p90.value, compact=True) if p90 else "-",
+            duration(max_s, compact=True),
         )
         name = str(stage.get("stage"))
         if len(name) > STAGE_WIDTH - 1:
@@ -76,7 +77,7 @@ def late_line(record: Mapping[str, Any]) -> str:
         added.append(f"entry {record['entry']}")
     if record.get("stay"):
         stay = record["stay"]
-        added.append(f"stay {stay.get('stage')} {_duration(stay.get('seconds', 0))}")
+        added.append(f"stay {stay.get('stage')} {duration(stay.get('seconds', 0), compact=True)}")
     if record.get("move"):
         move = record["move"]
         added.append(f"move {move.get('from')} -> {move.get('to')}")
@@ -108,14 +109,3 @@ def _count(number: int, what: str) -> str:
 
 def _pipeline(record: Mapping[str, Any]) -> str:
     return f"{record.get('tenant')}/{record.get('entity')}/{record.get('category')}"
-
-
-def _duration(seconds: float) -> str:
-    """A stay length for people: 45s, 12m, 3.5h, 2.1d."""
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 86400:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
