@@ -218,49 +218,22 @@ def read_line_blocks(
     where they lie in the block.
     """
     for path in paths:
-        if compiled:
-            yield from _compiled_blocks(path, block_bytes)
-            continue
-        stream = _open_for_reading(path)
-        read = stream.read1 if path == STDIO else stream.read  # type: ignore[attr-defined]
-        number = 0
-        tail = b""
+        number = 0  # lines of the file before this block
         try:
-            while True:
-                chunk = read(block_bytes)
-                if chunk:
-                    data = tail + chunk
-                    returns = b"\r" in data
-                    lines = data.split(b"\n")
-                    tail = lines.pop()
+            for data, end in _blocks_at_line_ends(path, block_bytes):
+                if compiled:
+                    kept, numbers, count = split_lines(data, end, number + 1)
+                    if kept:
+                        yield path, numbers or range(number + 1, number + 1 + count), kept
                 else:
-                    returns = b"\r" in tail
-                    lines, tail = ([tail] if tail else []), b""
-                if lines:
-                    first, number = number + 1, number + len(lines)
-                    yield (path, *_kept(lines, first, returns))
-                if not chunk:
-                    break
+                    lines = data.split(b"\n")
+                    if data[end - 1 : end] == b"\n":
+                        lines.pop()  # what follows the last line end: read with the next block
+                    count = len(lines)
+                    yield (path, *_kept(lines, number + 1, b"\r" in data))
+                number += count
         except READ_ERRORS as bad:
             raise UnreadableInputError(f"{path}: cannot read: {_reason(bad)}") from None
-        finally:
-            if path != STDIO:
-                stream.close()
-
-
-def _compiled_blocks(
-    path: str, block_bytes: int
-) -> Iterator[tuple[str, Sequence[int], Sequence[bytes]]]:
-    """`read_line_blocks` of one file, split by the compiled module."""
-    number = 0
-    try:
-        for data, end in _blocks_at_line_ends(path, block_bytes):
-            kept, numbers, count = split_lines(data, end, number + 1)
-            if kept:
-                yield path, numbers or range(number + 1, number + 1 + count), kept
-            number += count
-    except READ_ERRORS as bad:
-        raise UnreadableInputError(f"{path}: cannot read: {_reason(bad)}") from None
 
 
 def _blocks_at_line_ends(path: str, block_bytes: int) -> Iterator[tuple[bytes, int]]:
