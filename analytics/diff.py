@@ -18,7 +18,7 @@ import orjson
 
 from analytics.figures import Scope, _rows
 from analytics.load import Skipped, connect, load_history, load_transitions
-from analytics.render import count, duration, table, trigger_change_cells
+from analytics.render import count, pipeline_cell, stage_change_cells, table, trigger_change_cells
 from analytics.report import ReportInputs, build_report, iso
 
 ITEMS_SHOWN = 20
@@ -298,7 +298,7 @@ def diff_text(summary: dict[str, Any]) -> str:
                 ["pipeline", "from", "to", "base", "other", "change"],
                 [
                     [
-                        f"{r['tenant']}/{r['entity']}/{r['category']}",
+                        pipeline_cell(r),
                         r["from"] or "-",
                         r["to"],
                         count(r["base"]),
@@ -336,17 +336,7 @@ def diff_text(summary: dict[str, Any]) -> str:
             out.append(
                 table(
                     ["pipeline", "stage", "reached base", "other", "p50 base", "other"],
-                    [
-                        [
-                            f"{r['tenant']}/{r['entity']}/{r['category']}",
-                            r["stage"],
-                            count(r["reached_base"]),
-                            count(r["reached_other"]),
-                            duration(r["p50_s_base"]),
-                            duration(r["p50_s_other"]),
-                        ]
-                        for r in history["stages"]
-                    ],
+                    [stage_change_cells(r) for r in history["stages"]],
                     numeric_from=2,
                 )
             )

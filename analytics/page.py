@@ -17,7 +17,17 @@ from typing import Any
 
 import vl_convert
 
-from analytics.render import count, duration, percent, stage_cells, trigger_change_cells
+from analytics.render import (
+    cohort_cells,
+    count,
+    duration,
+    never_fired_cells,
+    percent,
+    pipeline_cell,
+    stage_cells,
+    stage_change_cells,
+    trigger_change_cells,
+)
 
 Spec = dict[str, Any]
 
@@ -440,16 +450,7 @@ def report_page(report: dict) -> str:
             body.append(
                 _table(
                     ["tenant", "trigger", "code", "pipeline", "stage"],
-                    [
-                        [
-                            t["tenant"],
-                            t["id"],
-                            t["code"],
-                            f"{t['entity']} / {t['category']}",
-                            t["stage"],
-                        ]
-                        for t in report["never_fired"]
-                    ],
+                    [never_fired_cells(t, " / ") for t in report["never_fired"]],
                     numeric_from=5,
                 )
             )
@@ -494,19 +495,7 @@ def report_page(report: dict) -> str:
                     "on failure",
                     "median days to success",
                 ],
-                [
-                    [
-                        f"{c['tenant']} / {c['entity']} / {c['category']}",
-                        c["week"],
-                        count(c["items"]),
-                        percent(c["reached_success_share"]),
-                        percent(c["on_failure_share"]),
-                        "-"
-                        if c["median_days_to_success"] is None
-                        else f"{c['median_days_to_success']:.1f} d",
-                    ]
-                    for c in report["cohorts"]
-                ],
+                [cohort_cells(c, " / ") for c in report["cohorts"]],
                 numeric_from=2,
             )
         )
@@ -649,7 +638,7 @@ def matrix_chart(
 def reached_change_chart(stages: Sequence[dict]) -> Spec:
     rows = []
     for s in stages:
-        name = f"{s['tenant']}/{s['entity']}/{s['category']}: {s['stage']}"
+        name = f"{pipeline_cell(s)}: {s['stage']}"
         for side in ("base", "other"):
             if s[f"reached_{side}"] is not None:
                 rows.append({"stage": name, "log": side, "reached": s[f"reached_{side}"]})
@@ -711,7 +700,7 @@ def diff_page(summary: dict) -> str:
         body.append("<h2>Moves</h2>")
         by_pipeline: dict[str, list[dict]] = {}
         for m in summary["moves"]:
-            by_pipeline.setdefault(f"{m['tenant']}/{m['entity']}/{m['category']}", []).append(m)
+            by_pipeline.setdefault(pipeline_cell(m), []).append(m)
         for name, moves in by_pipeline.items():
             tenant, entity, category = name.split("/", 2)
             body.append(
@@ -736,17 +725,7 @@ def diff_page(summary: dict) -> str:
                         "p50 in stage (base)",
                         "p50 in stage (other)",
                     ],
-                    [
-                        [
-                            f"{r['tenant']} / {r['entity']} / {r['category']}",
-                            r["stage"],
-                            count(r["reached_base"]),
-                            count(r["reached_other"]),
-                            duration(r["p50_s_base"]),
-                            duration(r["p50_s_other"]),
-                        ]
-                        for r in history["stages"]
-                    ],
+                    [stage_change_cells(r, " / ") for r in history["stages"]],
                     numeric_from=2,
                 )
             )

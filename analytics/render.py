@@ -135,16 +135,7 @@ def to_text(report: Report) -> str:
             out.append(
                 table(
                     ["tenant", "trigger", "code", "pipeline", "stage"],
-                    [
-                        [
-                            t["tenant"],
-                            t["id"],
-                            t["code"],
-                            f"{t['entity']}/{t['category']}",
-                            t["stage"],
-                        ]
-                        for t in report["never_fired"]
-                    ],
+                    [never_fired_cells(t) for t in report["never_fired"]],
                     numeric_from=5,
                 )
             )
@@ -177,19 +168,7 @@ def to_text(report: Report) -> str:
         out.append(
             table(
                 ["pipeline", "week", "items", "reached success", "on failure", "median to success"],
-                [
-                    [
-                        f"{c['tenant']}/{c['entity']}/{c['category']}",
-                        c["week"],
-                        count(c["items"]),
-                        percent(c["reached_success_share"]),
-                        percent(c["on_failure_share"]),
-                        "-"
-                        if c["median_days_to_success"] is None
-                        else f"{c['median_days_to_success']:.1f} d",
-                    ]
-                    for c in report["cohorts"]
-                ],
+                [cohort_cells(c) for c in report["cohorts"]],
                 numeric_from=2,
             )
         )
@@ -305,4 +284,45 @@ def trigger_change_cells(row: dict) -> list[str]:
         count(row["base"]),
         count(row["other"]),
         f"{row['delta']:+,}",
+    ]
+
+
+def pipeline_cell(row: dict, sep: str = "/") -> str:
+    """A pipeline in a table cell: tenant/entity/category (the page spaces it: ` / `)."""
+    return f"{row['tenant']}{sep}{row['entity']}{sep}{row['category']}"
+
+
+def never_fired_cells(trigger: dict, sep: str = "/") -> list[str]:
+    """A trigger's row of the report's never-fired table (text tables and the page)."""
+    return [
+        trigger["tenant"],
+        trigger["id"],
+        trigger["code"],
+        f"{trigger['entity']}{sep}{trigger['category']}",
+        trigger["stage"],
+    ]
+
+
+def cohort_cells(cohort: dict, sep: str = "/") -> list[str]:
+    """A cohort's row of the report's cohort table (text tables and the page)."""
+    days = cohort["median_days_to_success"]
+    return [
+        pipeline_cell(cohort, sep),
+        cohort["week"],
+        count(cohort["items"]),
+        percent(cohort["reached_success_share"]),
+        percent(cohort["on_failure_share"]),
+        "-" if days is None else f"{days:.1f} d",
+    ]
+
+
+def stage_change_cells(row: dict, sep: str = "/") -> list[str]:
+    """A stage's row of a diff's reached and time-in-stage table (the text diff and its page)."""
+    return [
+        pipeline_cell(row, sep),
+        row["stage"],
+        count(row["reached_base"]),
+        count(row["reached_other"]),
+        duration(row["p50_s_base"]),
+        duration(row["p50_s_other"]),
     ]
