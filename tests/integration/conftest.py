@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +115,21 @@ def read_all(kafka: KafkaSettings, topic: str) -> list[Any]:
 
 def read_json(kafka: KafkaSettings, topic: str) -> list[dict[str, Any]]:
     return [orjson.loads(message.value()) for message in read_all(kafka, topic)]
+
+
+def assert_written_as_replayed(
+    kafka: KafkaSettings, topic: str, reference: list[dict[str, Any]]
+) -> None:
+    """Every transition of `reference` is on `topic` and nothing else is; a transition
+    written more than once (a repeat after a crash) has the reference's bytes each time."""
+    by_id = {t["id"]: t for t in reference}
+    written: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
+    for transition in read_json(kafka, topic):
+        written[transition["id"]].append(transition)
+    assert len(by_id) > 100
+    assert set(written) == set(by_id)
+    for transition_id, copies in written.items():
+        assert all(orjson.dumps(c) == orjson.dumps(by_id[transition_id]) for c in copies)
 
 
 @dataclass

@@ -6,16 +6,19 @@ import random
 import subprocess
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from connectors.kafka import KafkaSettings
 from tests.conftest import Replay
-from tests.integration.conftest import REPO, StartJob, produce_lines, read_json
+from tests.integration.conftest import (
+    REPO,
+    StartJob,
+    assert_written_as_replayed,
+    produce_lines,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -57,11 +60,4 @@ def test_sigkill_and_restart_lose_nothing(
 
     # It resumed from its snapshots rather than starting over.
     assert resumed.events_read_in_total() < len(events)
-    reference = {t["id"]: t for t in replay(automation, events).transitions}
-    written: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
-    for transition in read_json(kafka, topics.transitions):
-        written[transition["id"]].append(transition)
-    assert len(reference) > 100
-    assert set(written) == set(reference)
-    for transition_id, copies in written.items():
-        assert all(orjson.dumps(c) == orjson.dumps(reference[transition_id]) for c in copies)
+    assert_written_as_replayed(kafka, topics.transitions, replay(automation, events).transitions)

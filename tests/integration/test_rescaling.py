@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import socket
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from connectors.kafka import KafkaSettings
 from tests.conftest import Replay
-from tests.integration.conftest import StartJob, produce_lines, read_json
+from tests.integration.conftest import (
+    StartJob,
+    assert_written_as_replayed,
+    produce_lines,
+)
 from tests.integration.test_crash_resume import generated
 
 pytestmark = pytest.mark.integration
@@ -60,11 +62,4 @@ def test_one_then_two_then_one_process_lose_no_transition(
     # Each run went on from the snapshots of the one before.
     assert last.events_read_in_total() <= len(thirds[2])
 
-    reference = {t["id"]: t for t in replay(automation, events).transitions}
-    written: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
-    for transition in read_json(kafka, topics.transitions):
-        written[transition["id"]].append(transition)
-    assert len(reference) > 100
-    assert set(written) == set(reference)
-    for transition_id, copies in written.items():
-        assert all(orjson.dumps(c) == orjson.dumps(reference[transition_id]) for c in copies)
+    assert_written_as_replayed(kafka, topics.transitions, replay(automation, events).transitions)
