@@ -26,7 +26,7 @@ from bytewax._bytewax import cli_main
 from bytewax.dataflow import Dataflow
 from bytewax.recovery import RecoveryConfig, init_db_dir
 
-from connectors.kafka import KafkaSink, KafkaSource, Producers
+from connectors.kafka import KafkaSink, KafkaSource, Producers, Reading
 from connectors.summary import Summary, SummarySink, print_line, print_summary
 from flows import stop
 from flows.dataflow import FlowSettings, build_flow
@@ -60,17 +60,7 @@ def live_flow(
     if settings.decide_in == "partitions":
         return partitioned_flow(settings, producers, progress, final, snapshots, metrics)
     return build_flow(
-        KafkaSource(
-            settings.kafka,
-            topics.events,
-            topics.automation,
-            batch_size=settings.batch_size,
-            until_end=settings.until_end,
-            start_at_end=settings.start_from == "end",
-            cycle_ms=settings.cycle_ms,
-            observer=metrics,
-            stop=stop.requested,
-        ),
+        KafkaSource(settings.kafka, topics.events, topics.automation, reading(settings, metrics)),
         KafkaSink(
             producers, topics.transitions, None if metrics is None else metrics.transitions_written
         ),
@@ -92,6 +82,19 @@ def live_flow(
             await_automation=True,
         ),
         history=KafkaSink(producers, topics.history),
+    )
+
+
+def reading(settings: LiveSettings, metrics: JobMetrics | None) -> Reading:
+    """How the live job reads its topics, whichever way it decides them; a requested stop
+    ends its sources as at the end of their input."""
+    return Reading(
+        batch_size=settings.batch_size,
+        until_end=settings.until_end,
+        start_at_end=settings.start_from == "end",
+        cycle_ms=settings.cycle_ms,
+        observer=metrics,
+        stop=stop.requested,
     )
 
 
@@ -120,12 +123,8 @@ def partitioned_flow(
         settings.topics,
         producers,
         flow_settings,
-        batch_size=settings.batch_size,
-        until_end=settings.until_end,
-        start_at_end=settings.start_from == "end",
-        cycle_ms=settings.cycle_ms,
-        metrics=metrics,
-        stop=stop.requested,
+        reading(settings, metrics),
+        metrics,
     )
     summary = SummarySink(
         final,

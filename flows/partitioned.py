@@ -31,7 +31,6 @@ import pickle
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -45,6 +44,7 @@ from connectors.kafka import (
     EventsPartition,
     KafkaSettings,
     Producers,
+    Reading,
     Topics,
     WorkerProducer,
     admin_client,
@@ -102,23 +102,15 @@ class PartitionTasks(FixedPartitionedSource[Counter[str], TaskSnapshot]):
         topics: Topics,
         producers: Producers,
         settings: FlowSettings,
-        batch_size: int,
-        until_end: bool = False,
-        start_at_end: bool = False,
-        cycle_ms: int = 0,
+        reading: Reading,
         metrics: JobMetrics | None = None,
-        stop: Callable[[], bool] | None = None,
     ) -> None:
         self.kafka = kafka
         self.topics = topics
         self.producers = producers
         self.settings = settings
-        self.batch_size = batch_size
-        self.until_end = until_end
-        self.start_at_end = start_at_end
-        self.cycle_ms = cycle_ms
+        self.reading = reading
         self.metrics = metrics
-        self.stop = stop
 
     def list_parts(self) -> list[str]:
         admin = admin_client(self.kafka)
@@ -161,24 +153,17 @@ class PartitionTask(StatefulSourcePartition[Counter[str], TaskSnapshot]):
         self.reports = partition == 0  # what every task does alike, task 0 counts
         self.one_partition = partitions == 1
         self.events = EventsPartition(
-            tasks.kafka,
-            tasks.topics.events,
-            partition,
-            events_offset,
-            tasks.batch_size,
-            tasks.until_end,
-            tasks.start_at_end,
-            tasks.cycle_ms,
+            tasks.kafka, tasks.topics.events, partition, events_offset, tasks.reading
         )
         self.metrics = tasks.metrics
-        self.events.observer = tasks.metrics
-        self.stop = tasks.stop
+        self.stop = tasks.reading.stop
+        # Followed for as long as the task runs: the task's own stop ends both.
         self.automation = AutomationPartition(
             tasks.kafka,
             tasks.topics.automation,
             automation_partitions,
             automation_offsets,
-            tasks.batch_size,
+            Reading(batch_size=tasks.reading.batch_size),
         )
         self.board: Engine = new_board(self.settings) if board is None else pickle.loads(board)
         # Whether to write it is this run's setting, not the snapshot's.

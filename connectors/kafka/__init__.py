@@ -52,6 +52,7 @@ from connectors.kafka.source import (
     AutomationPartition,
     EventsPartition,
     KafkaSource,
+    Reading,
     caught_up_marker,
     read_topic,
 )
@@ -89,6 +90,7 @@ __all__ = [
     "PeriodicSummarySink",
     "Produced",
     "Producers",
+    "Reading",
     "TopicPlan",
     "Topics",
     "WorkerProducer",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -62,6 +63,28 @@ class SourceObserver(Protocol):
     def partition_lag(self, topic: str, partition: int, lag: int) -> None: ...
 
 
+@dataclass(frozen=True)
+class Reading:
+    """How a job reads its topics: the same for every partition reader it builds."""
+
+    batch_size: int = DEFAULT_BATCH_SIZE
+    """Records a partition hands the dataflow at most at once."""
+    until_end: bool = False
+    """Stop once every partition has been read to its end: catch-up runs, benchmarks, tests."""
+    start_at_end: bool = False
+    """Without a snapshot, an events partition starts at the end of its topic, not the beginning."""
+    cycle_ms: int = 0
+    """An events partition's cycle bound in milliseconds (`connectors.kafka.pacing`); 0: by
+    count only."""
+    observer: SourceObserver | None = None
+    """Told of each events partition's cycles and lag (the job's metrics)."""
+    stop: Callable[[], bool] | None = None
+    """Asked before each batch: true ends the partition as at the end of its input."""
+
+
+DEFAULT_READING = Reading(cycle_ms=DEFAULT_CYCLE_MS)
+
+
 def caught_up_marker(topic: str) -> RawBatch:
     """The batch that says: every record of the automation topic up to its end was emitted."""
     return RawBatch(AUTOMATION_CAUGHT_UP, topic, None, 0, [], [])
@@ -72,9 +95,8 @@ class KafkaSource(FixedPartitionedSource[RawBatch, Any]):
 
     Each partition resumes from its snapshot: the next offset to read (automation:
     one per Kafka partition). Without one, events start at the beginning of the
-    topic (or its end, `start_at_end`) and automation always at the beginning.
-    `until_end`: stop once every partition has been read to its end, for catch-up
-    runs, benchmarks and tests.
+    topic (or its end, `Reading.start_at_end`) and automation always at the beginning.
+    `reading` holds what every partition reader takes alike.
     """
 
     def __init__(
@@ -82,22 +104,12 @@ class KafkaSource(FixedPartitionedSource[RawBatch, Any]):
         kafka: KafkaSettings,
         events_topic: str,
         automation_topic: str,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        until_end: bool = False,
-        start_at_end: bool = False,
-        cycle_ms: int = DEFAULT_CYCLE_MS,
-        observer: SourceObserver | None = None,
-        stop: Callable[[], bool] | None = None,
+        reading: Reading = DEFAULT_READING,
     ) -> None:
         self.kafka = kafka
         self.events_topic = events_topic
         self.automation_topic = automation_topic
-        self.batch_size = batch_size
-        self.until_end = until_end
-        self.start_at_end = start_at_end
-        self.cycle_ms = cycle_ms
-        self.observer = observer
-        self.stop = stop
+        self.reading = reading
 
     def list_parts(self) -> list[str]:
         admin = admin_client(self.kafka)
@@ -111,23 +123,8 @@ class KafkaSource(FixedPartitionedSource[RawBatch, Any]):
         topic, _, which = for_part.rpartition(":")
         if which == "all":
             partitions = topic_partitions(admin_client(self.kafka), topic, self.kafka.brokers)
-            automation = AutomationPartition(
-                self.kafka, topic, partitions, resume_state, self.batch_size, self.until_end
-            )
-            automation.stop = self.stop
-            return automation
-        events = EventsPartition(
-            self.kafka,
-            topic,
-            int(which),
-            resume_state,
-            self.batch_size,
-            self.until_end,
-            self.start_at_end,
-            self.cycle_ms,
-        )
-        events.observer, events.stop = self.observer, self.stop
-        return events
+            return AutomationPartition(self.kafka, topic, partitions, resume_state, self.reading)
+        return EventsPartition(self.kafka, topic, int(which), resume_state, self.reading)
 
 
 class EventsPartition(StatefulSourcePartition[RawBatch, int]):
@@ -139,22 +136,19 @@ class EventsPartition(StatefulSourcePartition[RawBatch, int]):
         topic: str,
         partition: int,
         resume: int | None,
-        batch_size: int,
-        until_end: bool = False,
-        start_at_end: bool = False,
-        cycle_ms: int = 0,
+        reading: Reading,
     ) -> None:
         self.topic = topic
         self.partition = partition
-        self.batch_size = batch_size
-        self.bound = CycleBound(batch_size, cycle_ms / 1000)
+        self.batch_size = reading.batch_size
+        self.bound = CycleBound(reading.batch_size, reading.cycle_ms / 1000)
         self.where = f"topic {topic!r} partition {partition}"
         self.errors = ClientErrors(f"consumer of {self.where}")
-        config = kafka.consumer_config(partition_eof=until_end)
+        config = kafka.consumer_config(partition_eof=reading.until_end)
         self.consumer = Consumer({**config, "error_cb": self.errors})
         if resume is not None:
             start = resume
-        elif start_at_end:
+        elif reading.start_at_end:
             # Resolved now, so a restart before the first record resumes here, not later.
             _, start = self.consumer.get_watermark_offsets(
                 KafkaPartition(topic, partition), timeout=METADATA_TIMEOUT_S
@@ -165,8 +159,8 @@ class EventsPartition(StatefulSourcePartition[RawBatch, int]):
         self.consumer.assign([KafkaPartition(topic, partition, start)])
         self.finished = False
         self.idle = False
-        self.observer: SourceObserver | None = None
-        self.stop: Callable[[], bool] | None = None
+        self.observer = reading.observer
+        self.stop = reading.stop
         self.last_read = 0.0  # wall time of the last consume, for the trace only
 
     def next_batch(self) -> list[RawBatch]:
@@ -266,12 +260,11 @@ class AutomationPartition(StatefulSourcePartition[RawBatch, dict[int, int]]):
         topic: str,
         partitions: list[int],
         resume: dict[int, int] | None,
-        batch_size: int,
-        until_end: bool = False,
+        reading: Reading,
     ) -> None:
         self.topic = topic
-        self.batch_size = batch_size
-        self.until_end = until_end
+        self.batch_size = reading.batch_size
+        self.until_end = reading.until_end
         self.where = f"automation topic {topic!r}"
         self.errors = ClientErrors(f"consumer of {self.where}")
         self.consumer = Consumer(
@@ -293,7 +286,7 @@ class AutomationPartition(StatefulSourcePartition[RawBatch, dict[int, int]]):
         )
         self.marked = False
         self.idle = False
-        self.stop: Callable[[], bool] | None = None
+        self.stop = reading.stop
 
     def next_batch(self) -> list[RawBatch]:
         if (self.marked and self.until_end) or (self.stop is not None and self.stop()):

@@ -32,7 +32,13 @@ from bytewax.operators.windowing import TumblingWindower, fold_window
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from connectors.deadletter import DeadLetter
-from connectors.kafka import EventsPartition, KafkaSettings, admin_client, topic_partitions
+from connectors.kafka import (
+    EventsPartition,
+    KafkaSettings,
+    Reading,
+    admin_client,
+    topic_partitions,
+)
 from connectors.raw import RawBatch
 from flows.stats.figures import EPOCH, WindowFigures, merge_figures
 from flows.stats.native import NativeStaysLogic
@@ -57,31 +63,15 @@ class HistorySource(FixedPartitionedSource[RawBatch, int]):
     bytes (the main job's partition reader: no message object per record). Each
     partition's snapshot is the next offset to read."""
 
-    def __init__(
-        self,
-        kafka: KafkaSettings,
-        topic: str,
-        batch_size: int,
-        until_end: bool = False,
-        start_at_end: bool = False,
-    ) -> None:
-        self.kafka, self.topic, self.batch_size = kafka, topic, batch_size
-        self.until_end, self.start_at_end = until_end, start_at_end
+    def __init__(self, kafka: KafkaSettings, topic: str, reading: Reading) -> None:
+        self.kafka, self.topic, self.reading = kafka, topic, reading
 
     def list_parts(self) -> list[str]:
         partitions = topic_partitions(admin_client(self.kafka), self.topic, self.kafka.brokers)
         return [str(p) for p in partitions]
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> EventsPartition:
-        return EventsPartition(
-            self.kafka,
-            self.topic,
-            int(for_part),
-            resume_state,
-            self.batch_size,
-            self.until_end,
-            self.start_at_end,
-        )
+        return EventsPartition(self.kafka, self.topic, int(for_part), resume_state, self.reading)
 
 
 def partition_of(batch: RawBatch) -> str:
@@ -152,13 +142,12 @@ def stats_flow(settings: StatsSettings, progress: Callable[[str], None] | None =
     """The live statistics job: Kafka in, Kafka out."""
     flow = Dataflow("crm_triggers_stats")
     kafka = settings.kafka
-    source = HistorySource(
-        kafka,
-        settings.history_topic,
-        settings.batch_size,
+    reading = Reading(
+        batch_size=settings.batch_size,
         until_end=settings.until_end,
         start_at_end=settings.start_from == "end",
     )
+    source = HistorySource(kafka, settings.history_topic, reading)
     history = op.input("history", flow, source)
     stats, letters = build_stats_flow(
         history, settings.window, settings.allowed_lateness, settings.engine

@@ -17,6 +17,7 @@ from connectors.kafka import (
     KafkaSettings,
     KafkaSink,
     Producers,
+    Reading,
     produce_records,
     trace,
 )
@@ -61,7 +62,7 @@ def test_events_partition_resumes_after_the_last_record_it_emitted(
     topics = make_topics(partitions=1)
     produce_records(kafka, topics.events, [(None, b"%d" % n) for n in range(10)])
 
-    first = EventsPartition(kafka, topics.events, 0, None, batch_size=4)
+    first = EventsPartition(kafka, topics.events, 0, None, Reading(batch_size=4))
     read = read_batches(first, 5)
     emitted = [v for b in read for v in b.values]
     resume = first.snapshot()
@@ -69,7 +70,7 @@ def test_events_partition_resumes_after_the_last_record_it_emitted(
     assert all(b.stream == EVENTS and b.partition == 0 for b in read)
     assert resume == len(emitted) == [p for b in read for p in b.positions][-1] + 1
 
-    again = EventsPartition(kafka, topics.events, 0, resume, batch_size=4, until_end=True)
+    again = EventsPartition(kafka, topics.events, 0, resume, Reading(batch_size=4, until_end=True))
     rest = [v for b in read_batches(again, 10 - resume) for v in b.values]
     assert emitted + rest == [b"%d" % n for n in range(10)]
     assert read_to_end(again, timeout=5) == []
@@ -92,7 +93,7 @@ def test_automation_is_read_to_its_end_then_marked_then_followed(
         timestamp_ms=deleted_at,
     )
 
-    part = AutomationPartition(kafka, topics.automation, [0], None, batch_size=100)
+    part = AutomationPartition(kafka, topics.automation, [0], None, Reading(batch_size=100))
     batches = read_batches(part, 4)
     assert [b.stream for b in batches] == [AUTOMATION] * (len(batches) - 1) + [AUTOMATION_CAUGHT_UP]
     values = [v for b in batches for v in b.values]
@@ -112,7 +113,7 @@ def test_automation_is_read_to_its_end_then_marked_then_followed(
     assert (later.stream, later.positions) == (AUTOMATION, [3])
     part.close()
 
-    resumed = AutomationPartition(kafka, topics.automation, [0], {0: 4}, batch_size=100)
+    resumed = AutomationPartition(kafka, topics.automation, [0], {0: 4}, Reading(batch_size=100))
     assert [b.stream for b in read_batches(resumed, 1)] == [AUTOMATION_CAUGHT_UP]
     resumed.close()
 
@@ -199,7 +200,11 @@ def test_an_events_partition_read_faster_than_it_fills_never_waits_long_for_a_fe
     produce_records(kafka, topics.events, ((None, b"{}") for _ in range(total)))
     options = {} if backoff_ms is None else {"fetch.queue.backoff.ms": str(backoff_ms)}
     part = EventsPartition(
-        KafkaSettings(kafka.brokers, options), topics.events, 0, None, 4096, until_end=True
+        KafkaSettings(kafka.brokers, options),
+        topics.events,
+        0,
+        None,
+        Reading(batch_size=4096, until_end=True),
     )
     read, longest, last = 0, 0.0, time.monotonic()
     deadline = last + 60
@@ -230,7 +235,7 @@ def test_an_idle_events_partition_polls_again_sooner_while_records_are_past_its_
 ) -> None:
     topics = make_topics(partitions=1)
     produce_records(kafka, topics.events, ((None, b"{}") for _ in range(10)))
-    part = EventsPartition(kafka, topics.events, 0, None, 4096)
+    part = EventsPartition(kafka, topics.events, 0, None, Reading(batch_size=4096))
     try:
         assert sum(len(b.values) for b in read_batches(part, 10)) == 10
         assert part.next_batch() == [] and part.idle  # at the end: the full idle wait
@@ -253,7 +258,7 @@ def test_with_the_trace_on_reads_writes_and_waits_are_noted_with_their_positions
     monkeypatch.setattr(trace, "ON", True)
     topics = make_topics(partitions=1)
     produce_records(kafka, topics.events, ((None, b"%d" % n) for n in range(10)))
-    part = EventsPartition(kafka, topics.events, 0, None, batch_size=4)
+    part = EventsPartition(kafka, topics.events, 0, None, Reading(batch_size=4))
     read = read_batches(part, 10)
     part.close()
     sink = KafkaSink(Producers(kafka), topics.transitions).build_part("out", "any", None)

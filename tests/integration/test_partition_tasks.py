@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from connectors.kafka import KafkaSettings, Producers, per_item_copies, produce_records
+from connectors.kafka import KafkaSettings, Producers, Reading, per_item_copies, produce_records
 from flows.dataflow import FlowSettings
 from flows.partitioned import PartitionTask, PartitionTasks
 from tests.conftest import Replay
@@ -48,7 +48,9 @@ def test_a_task_rebuilt_from_its_snapshot_reads_on_where_it_stopped(
     produce_lines(kafka, topics.automation, automation)
     produce_records(kafka, topics.events, (c for line in events for c in per_item_copies(line)))
     settings = FlowSettings(key_groups=1, history=True, snapshots=True, await_automation=True)
-    tasks = PartitionTasks(kafka, topics, Producers(kafka), settings, batch_size=50, until_end=True)
+    tasks = PartitionTasks(
+        kafka, topics, Producers(kafka), settings, Reading(batch_size=50, until_end=True)
+    )
     part = f"{topics.events}:0"
 
     first = tasks.build_part("read_and_decide", part, None)
