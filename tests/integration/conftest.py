@@ -9,6 +9,7 @@ The job runs as a real process (`python -m flows run ...`), so a test can kill i
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
 import signal
@@ -238,3 +239,32 @@ def start_job(brokers: str, tmp_path: Path) -> Iterator[StartJob]:
     for job in jobs:
         if job.process.poll() is None:
             job.kill()
+
+
+def killed_and_resumed(
+    kafka: KafkaSettings,
+    topics: Topics,
+    start_job: StartJob,
+    automation: list[bytes],
+    events: list[bytes],
+    recovery_dir: Path,
+    seed: int,
+) -> Job:
+    """The job run on the first 60% of `events`, killed (SIGKILL) most likely while it
+    reads the next 20%, then resumed from its recovery store to the end of all of them:
+    the resumed run, finished, which must not have started over."""
+    first, second = len(events) * 3 // 5, len(events) * 4 // 5
+    recovery = ["--recovery-dir", str(recovery_dir)]
+    produce_lines(kafka, topics.automation, automation)
+    produce_lines(kafka, topics.events, events[:first])
+    job = start_job(topics, *recovery)
+    job.wait_until(lambda c: c["events_read"] >= first)
+    time.sleep(2.5)  # a couple of 1 s epochs: their snapshots are committed
+    produce_lines(kafka, topics.events, events[first:second])
+    time.sleep(random.Random(seed).uniform(0.0, 0.3))
+    job.kill()
+    produce_lines(kafka, topics.events, events[second:])
+    resumed = start_job(topics, *recovery, until_end=True)
+    resumed.finish()
+    assert resumed.events_read_in_total() < len(events), "it started over"
+    return resumed

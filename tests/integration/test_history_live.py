@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import random
-import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -13,7 +11,13 @@ import pytest
 
 from connectors.kafka import KafkaSettings, Topics
 from tests.conftest import Replay
-from tests.integration.conftest import REPO, StartJob, produce_lines, read_all
+from tests.integration.conftest import (
+    REPO,
+    StartJob,
+    killed_and_resumed,
+    produce_lines,
+    read_all,
+)
 from tests.integration.test_crash_resume import generated
 from tests.integration.test_end_to_end import names_several_items
 from tests.reference.randlog import random_scenario
@@ -86,23 +90,8 @@ def test_sigkill_and_restart_repeat_history_records_identically(
     kafka: KafkaSettings, make_topics: Any, start_job: StartJob, replay: Replay, tmp_path: Path
 ) -> None:
     automation, events = generated(tmp_path / "input", 40_000)
-    first, second, rest = events[:24_000], events[24_000:32_000], events[32_000:]
     topics = make_topics(partitions=1)
-    recovery = ["--recovery-dir", str(tmp_path / "recovery")]
-    produce_lines(kafka, topics.automation, automation)
-    produce_lines(kafka, topics.events, first)
-
-    job = start_job(topics, *recovery)
-    job.wait_until(lambda c: c["events_read"] >= len(first))
-    time.sleep(2.5)  # a couple of 1 s epochs: their snapshots are committed
-    produce_lines(kafka, topics.events, second)
-    time.sleep(random.Random(3).uniform(0.0, 0.3))
-    job.kill()
-
-    produce_lines(kafka, topics.events, rest)
-    resumed = start_job(topics, *recovery, until_end=True)
-    resumed.finish()
-    assert resumed.events_read_in_total() < len(events)
+    killed_and_resumed(kafka, topics, start_job, automation, events, tmp_path / "recovery", seed=3)
 
     reference = {
         orjson.loads(line)["id"]: line
