@@ -23,15 +23,20 @@ ROOT = Path(__file__).resolve().parents[2]
 
 NOT_FOR_A_REPLAY = (
     "analytics.report",
+    "bytewax.operators.windowing",
+    "confluent_kafka",
+    "connectors.kafka.client",
     "duckdb",
     "flows.explain",
     "flows.kafka_commands",
     "flows.live",
     "flows.stats",
-    "bytewax.operators.windowing",
+    "http.server",
+    "prometheus_client",
     "vl_convert",
 )
-"""Modules of the other commands: a replay never uses them."""
+"""Modules of the other commands (the Kafka client, the metrics server, DuckDB, the
+statistics job): a replay never uses them."""
 
 NOT_FOR_HELP = (
     "bytewax.operators",
