@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from flows import logs
+from flows.runtime import tune_gc
 from state.errors import ConfigError, CrmTriggersError, SourceError
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ EXIT_INTERRUPTED = 130
 
 
 def replay(settings: ReplaySettings) -> int:
+    tune_gc()  # before the imports below: some 40k objects, 40 young collections otherwise
     from bytewax.testing import run_main
 
     from connectors.jsonl import ReplayInputs, check_outputs
