@@ -61,9 +61,10 @@ if TYPE_CHECKING:
     )
 
 _MODULES = ("config", "admin", "client", "keys", "sink", "source")
-"""Where the names of `__all__` live, each module imported when one of its names is
-first asked for: the command line reads `config`'s defaults without loading
-confluent-kafka, which only a command that talks to Kafka needs."""
+"""Where the names of `__all__` live, searched in this order when a name is first asked
+for, a module imported only when the ones before it lack the name: the command line
+reads `config`'s defaults without loading confluent-kafka, which only a command that
+talks to Kafka needs."""
 
 
 def __getattr__(name: str) -> Any:
