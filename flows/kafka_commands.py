@@ -20,10 +20,11 @@ from connectors.kafka import (
     topic_plans,
 )
 from flows.settings import ProduceSettings, TailSettings, TopicsCreateSettings
-from flows.stats.command import stats_topic_plans
 
 
 def topics_create(settings: TopicsCreateSettings) -> int:
+    from flows.stats.command import stats_topic_plans  # the statistics job's package: heavy
+
     plans = topic_plans(settings.topics, settings.partitions, settings.automation_partitions)
     plans += stats_topic_plans(settings.partitions, settings.stats_topic)
     for line in create_topics(settings.kafka, plans, settings.replication_factor):

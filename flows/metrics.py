@@ -16,17 +16,18 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from socketserver import ThreadingMixIn
-from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from prometheus_client import CollectorRegistry, Gauge, Histogram, make_wsgi_app
-from prometheus_client import Counter as PromCounter
 
 from connectors.summary import DECIDED_REASONS
 from flows.logs import notable
 from state.errors import ConfigError
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
+    from prometheus_client import CollectorRegistry
 
 STALL_AFTER_S = 60.0
 """Liveness fails when no worker cycle ran for this long (a stuck job is restarted)."""
@@ -34,12 +35,15 @@ STALL_AFTER_S = 60.0
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
 
 
-class JobMetrics:
-    """The job's metrics, in a registry of its own (tests make as many as they like)."""
+class Families:
+    """The job's Prometheus metrics, in one registry."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
-        r = self.registry
+    def __init__(self, registry: CollectorRegistry, items_held: Callable[[], float]) -> None:
+        from prometheus_client import Counter as PromCounter
+        from prometheus_client import Gauge, Histogram
+
+        self.registry = registry
+        r = registry
         self.records_read = PromCounter(
             "crm_triggers_records_read", "Records read, by topic", ["topic"], registry=r
         )
@@ -72,6 +76,7 @@ class JobMetrics:
             "Items whose state the job keeps (sampled per epoch)",
             registry=r,
         )
+        self.items_held.set_function(items_held)
         self.snapshot_seconds = Histogram(
             "crm_triggers_snapshot_seconds",
             "Time to serialise one key group's state for a snapshot",
@@ -97,12 +102,43 @@ class JobMetrics:
             "Unix time of the latest worker cycle (a source poll)",
             registry=r,
         )
+
+
+class JobMetrics:
+    """The job's metrics, in a registry of its own (tests make as many as they like).
+
+    The Prometheus metrics are made when first fed or read: a replay, which only
+    samples the items it holds, never loads the Prometheus client.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self._registry = registry
+        self._families: Families | None = None
+        self._making = threading.Lock()
         self._cycle = time.monotonic()
         self._caught_up = False
         self._items: dict[int, int] = {}
         self._topics = {"events_read": "events", "automation_read": "automation"}
         self._targets: dict[str, list[Any]] = {}
         self._unlogged: list[float] = [0, 0, 0.0]  # groups, bytes, seconds since the last line
+
+    @property
+    def families(self) -> Families:
+        """The Prometheus metrics, made once by whichever thread first feeds or reads them."""
+        made = self._families
+        if made is None:
+            with self._making:
+                if self._families is None:
+                    from prometheus_client import CollectorRegistry
+
+                    registry = self._registry or CollectorRegistry()
+                    self._families = Families(registry, lambda: sum(self._items.values()))
+                made = self._families
+        return made
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        return self.families.registry
 
     # Fed by the job ---------------------------------------------------------------------
 
@@ -126,29 +162,32 @@ class JobMetrics:
     def _targets_of(self, key: str) -> list[Any]:
         """The metric children a tally key adds to (looked up once per key: labels() is slow)."""
         if key in self._topics:
-            return [self.records_read.labels(self._topics[key])]
+            return [self.families.records_read.labels(self._topics[key])]
         if key == "transition":
-            return [self.records_written.labels("transitions"), self.decisions.labels("moved")]
+            return [
+                self.families.records_written.labels("transitions"),
+                self.families.decisions.labels("moved"),
+            ]
         if key == "history":
-            return [self.records_written.labels("history")]
+            return [self.families.records_written.labels("history")]
         if key in DECIDED_REASONS:
-            return [self.decisions.labels(key)]
+            return [self.families.decisions.labels(key)]
         if key.startswith("dlq."):
             return [
-                self.dead_letters.labels("events", key[4:]),
-                self.decisions.labels("dead_letter"),
-                self.records_written.labels("dead_letters"),
+                self.families.dead_letters.labels("events", key[4:]),
+                self.families.decisions.labels("dead_letter"),
+                self.families.records_written.labels("dead_letters"),
             ]
         if key.startswith("automation_dlq."):
             return [
-                self.dead_letters.labels("automation", key[15:]),
-                self.records_written.labels("dead_letters"),
+                self.families.dead_letters.labels("automation", key[15:]),
+                self.families.records_written.labels("dead_letters"),
             ]
         return []
 
     def automation_caught_up(self) -> None:
         """Events are decided from now on (a key group of this process saw the marker)."""
-        self.caught_up.set(1)
+        self.families.caught_up.set(1)
         self._caught_up = True
 
     def cycle(self) -> None:
@@ -156,15 +195,14 @@ class JobMetrics:
         self._cycle = time.monotonic()
 
     def partition_lag(self, topic: str, partition: int, lag: int) -> None:
-        self.consumer_lag.labels(topic, str(partition)).set(max(lag, 0))
+        self.families.consumer_lag.labels(topic, str(partition)).set(max(lag, 0))
 
     def group_items(self, group: int, items: int) -> None:
-        self._items[group] = items
-        self.items_held.set(sum(self._items.values()))
+        self._items[group] = items  # read at a scrape
 
     def snapshot_taken(self, size: int, seconds: float) -> None:
-        self.snapshot_seconds.observe(seconds)
-        self.snapshot_bytes.inc(size)
+        self.families.snapshot_seconds.observe(seconds)
+        self.families.snapshot_bytes.inc(size)
         self._unlogged[0] += 1
         self._unlogged[1] += size
         self._unlogged[2] += seconds
@@ -192,7 +230,9 @@ class JobMetrics:
             return
         try:
             at = orjson.loads(last)["event"]["occurred_at"]
-            self.latency.observe(max(0.0, time.time() - datetime.fromisoformat(at).timestamp()))
+            self.families.latency.observe(
+                max(0.0, time.time() - datetime.fromisoformat(at).timestamp())
+            )
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             return
 
@@ -200,26 +240,19 @@ class JobMetrics:
 
     def health(self) -> dict[str, Any]:
         stalled = time.monotonic() - self._cycle
-        self.last_cycle.set(time.time() - stalled)
+        self.families.last_cycle.set(time.time() - stalled)
         live = stalled < STALL_AFTER_S
         return {
             "live": live,
-            "ready": live and self.caught_up._value.get() == 1,
+            "ready": live and self._caught_up,
             "last_cycle_s": round(stalled, 3),
         }
 
 
-class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # a scrape every few seconds is not a notable event
-
-
 def wsgi_app(metrics: JobMetrics) -> Callable[..., Iterable[bytes]]:
     """`/healthz` and `/readyz` (200 or 503 with a JSON body); anything else: the metrics."""
+    from prometheus_client import make_wsgi_app
+
     prometheus = make_wsgi_app(metrics.registry)
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -237,8 +270,18 @@ def wsgi_app(metrics: JobMetrics) -> Callable[..., Iterable[bytes]]:
 
 def serve(metrics: JobMetrics, port: int, host: str = "0.0.0.0") -> WSGIServer:
     """Serve metrics and health on `port` from a daemon thread; ConfigError if it is taken."""
+    from socketserver import ThreadingMixIn
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+    class Server(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # a scrape every few seconds is not a notable event
+
     try:
-        server = make_server(host, port, wsgi_app(metrics), _Server, handler_class=_QuietHandler)
+        server = make_server(host, port, wsgi_app(metrics), Server, handler_class=QuietHandler)
     except OSError as bad:
         raise ConfigError(f"--metrics-port {port}: cannot listen: {bad.strerror}") from None
     thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from connectors.kafka import DEFAULT_BATCH_SIZE, KafkaSettings, Topics, masked
+from connectors.kafka.config import DEFAULT_BATCH_SIZE, KafkaSettings, Topics, masked
 from connectors.kafka.pacing import DEFAULT_CYCLE_MS
 from connectors.records import DEFAULT_MAX_RECORD_BYTES
 from flows.dataflow import DEFAULT_KEY_GROUPS

@@ -12,7 +12,8 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from connectors.kafka.client import METADATA_TIMEOUT_S, KafkaSettings, Topics, masked
+from connectors.kafka.client import METADATA_TIMEOUT_S
+from connectors.kafka.config import KafkaSettings, Topics, masked
 from state.errors import ConfigError, CrmTriggersError, SourceError
 
 

@@ -30,7 +30,8 @@ from confluent_kafka import (
 
 from connectors.kafka import trace
 from connectors.kafka.admin import admin_client, topic_partitions
-from connectors.kafka.client import ClientErrors, KafkaSettings, masked
+from connectors.kafka.client import ClientErrors
+from connectors.kafka.config import KafkaSettings, masked
 from state.errors import ConfigError, DeliveryError
 
 log = logging.getLogger("crm_triggers.kafka")

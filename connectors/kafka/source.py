@@ -34,19 +34,16 @@ from connectors.kafka.client import (
     METADATA_TIMEOUT_S,
     ClientErrors,
     KafkaMessage,
-    KafkaSettings,
     consume,
     message_error,
 )
+from connectors.kafka.config import DEFAULT_BATCH_SIZE, KafkaSettings
 from connectors.kafka.pacing import DEFAULT_CYCLE_MS, CycleBound
 from connectors.raw import AUTOMATION, AUTOMATION_CAUGHT_UP, EVENTS, RawBatch
 from connectors.tombstones import tombstone_record
 
 log = logging.getLogger("crm_triggers.kafka")
 
-
-DEFAULT_BATCH_SIZE = 4096
-"""Records a source partition hands the dataflow at most at once."""
 
 IDLE_WAIT = timedelta(milliseconds=5)
 """After a poll that found nothing, the wait before polling that partition again."""

@@ -154,7 +154,8 @@ def test_several_event_logs_are_merged_by_time(logs: Path) -> None:
 # Options: one declaration gives the flag, the variable and the help ----------------------
 
 COMMAND_SETTINGS = sorted(
-    {(name, command.settings) for name, command in COMMANDS.items()}, key=lambda pair: pair[0]
+    {(name, command.settings_class()) for name, command in COMMANDS.items()},
+    key=lambda pair: pair[0],
 )
 
 
